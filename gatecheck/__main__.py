@@ -1,0 +1,5 @@
+import sys
+
+from gatecheck.cli import main
+
+sys.exit(main())

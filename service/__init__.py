@@ -1,0 +1,1 @@
+"""gatecheck HTTP service (FastAPI): submissions in, reports out."""

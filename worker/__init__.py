@@ -1,0 +1,1 @@
+"""gatecheck background workers (Celery): extraction and checks off the request path."""
