@@ -134,6 +134,9 @@ class _Walker:
         self._app_properties()
         if self.placeholders:
             self.doc.warn(f"{self.placeholders} content control(s) still show their placeholder text")
+        if self.doc.attachments:
+            n = len(self.doc.attachments)
+            self.doc.warn(f"{n} embedded object(s) are listed but not read or counted; submit evidence as separate files")
 
     def _headers_footers(self) -> None:
         for rel in self.pkg.rels(self.main).values():

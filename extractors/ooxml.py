@@ -50,9 +50,15 @@ class Package:
         except BaseException:
             self._fh.close()
             raise
-        self._names = {i.filename.lower(): i for i in self.zip.infolist() if not i.is_dir()}
-        self._rels_cache: dict[str, dict[str, Rel]] = {}
-        self.content_types = self._read_content_types()
+        try:
+            self._names = _part_names(self.zip)
+            _verify_checksums(self.zip, limits)
+            self._rels_cache: dict[str, dict[str, Rel]] = {}
+            self.content_types = self._read_content_types()
+            self._check_core_properties()
+        except BaseException:
+            self.close()
+            raise
 
     def __enter__(self) -> Package:
         return self
@@ -123,11 +129,42 @@ class Package:
     def rels_of_type(self, source_part: str, rel_type: str) -> list[Rel]:
         return [r for r in self.rels(source_part).values() if r.type == rel_type]
 
+    def _check_core_properties(self) -> None:
+        if len(self.rels_of_type("", "core-properties")) > 1:
+            raise ExtractionError(ErrorCode.CORRUPT, "package has more than one core-properties part (OPC violation)")
+
     def main_part(self) -> str | None:
         for rel in self.rels("").values():
             if rel.type == "officeDocument" and not rel.external:
                 return rel.target
         return None
+
+
+def _part_names(zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """Map part names case-insensitively, refusing OPC-ambiguous names."""
+    names: dict[str, zipfile.ZipInfo] = {}
+    for info in zf.infolist():
+        if info.is_dir():
+            continue
+        key = info.filename.lower()
+        if key in names:
+            raise ExtractionError(ErrorCode.CORRUPT, f"part {info.filename!r} appears twice (OPC violation)")
+        names[key] = info
+    for key in names:
+        for i, ch in enumerate(key):
+            if ch == "/" and key[:i] in names:
+                raise ExtractionError(
+                    ErrorCode.CORRUPT, f"part {key!r} is derived from part {key[:i]!r} (OPC violation)"
+                )
+    return names
+
+
+def _verify_checksums(zf: zipfile.ZipFile, limits: Limits) -> None:
+    """Inflate every part once (capped) so a damaged part is caught even if unused, as Word would."""
+    for info in zf.infolist():
+        if not info.is_dir():
+            for _ in zipscan.iter_member(zf, info, limits.max_zip_entry_bytes):
+                pass
 
 
 def resolve(folder: str, target: str) -> str:
