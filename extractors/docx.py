@@ -136,7 +136,7 @@ class _Walker:
             self.doc.warn(f"{self.placeholders} content control(s) still show their placeholder text")
         if self.doc.attachments:
             n = len(self.doc.attachments)
-            self.doc.warn(f"{n} embedded object(s) are listed but not read or counted; submit evidence as separate files")
+            self.doc.warn(f"{n} embedded object(s) listed but not read or counted; submit evidence as separate files")
 
     def _headers_footers(self) -> None:
         for rel in self.pkg.rels(self.main).values():

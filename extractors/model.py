@@ -264,8 +264,7 @@ class Document:
             p = b.part
             if p is not None:
                 out[str(p)] += b.words
-        out[str(Part.DIAGRAMS)] += sum(i.words for i in self.images)
-        return out
+        return out  # diagram text is in DIAGRAM blocks; Image.words repeats it per diagram
 
     def words_by_section_kind(self) -> dict[str, int]:
         out = {str(k): 0 for k in SectionKind}

@@ -81,9 +81,14 @@ def _is_heading(block: Block) -> bool:
 def _assign_heading_levels(blocks: list[Block]) -> None:
     """Bold/unlevelled headings nest under the last real heading; special kinds go top level."""
     last_real = 0
+    prev: Block | None = None
     for b in blocks:
         if b.kind is BlockKind.SLIDE_TITLE:
-            b.level = 1
+            continued = (
+                prev is not None and prev.kind is BlockKind.SLIDE_TITLE and prev.location.slide == b.location.slide
+            )
+            b.level = None if continued else 1  # a two-line title starts one section
+        prev = b
         if b.kind is not BlockKind.HEADING:
             continue
         if b.level is not None:

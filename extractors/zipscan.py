@@ -56,6 +56,10 @@ def check_directory(zf: zipfile.ZipFile, limits: Limits) -> None:
         raise ExtractionError(ErrorCode.ZIP_BOMB, f"archive has {len(infos)} entries (limit {limits.max_zip_entries})")
     total = 0
     for info in infos:
+        if not info.filename:
+            raise ExtractionError(ErrorCode.CORRUPT, "archive has an entry with an empty name")
+        if unsafe_member_name(info.filename) or is_symlink(info):
+            raise ExtractionError(ErrorCode.UNSAFE_PATH, f"archive entry {info.filename!r} is an unsafe path or link")
         total += info.file_size
         if info.file_size > limits.max_zip_entry_bytes:
             raise ExtractionError(
