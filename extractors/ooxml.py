@@ -41,7 +41,8 @@ class Rel:
 class Package:
     """An opened OOXML package; use as a context manager."""
 
-    def __init__(self, path: Path, limits: Limits) -> None:
+    def __init__(self, path: Path, limits: Limits, *, verify: bool = True) -> None:
+        """Open and vet the package; ``verify=False`` skips the checksum pass (sniffing only)."""
         self.path = path
         self.limits = limits
         self._fh = path.open("rb")
@@ -52,7 +53,8 @@ class Package:
             raise
         try:
             self._names = _part_names(self.zip)
-            _verify_checksums(self.zip, limits)
+            if verify:
+                _verify_checksums(self.zip, limits)
             self._rels_cache: dict[str, dict[str, Rel]] = {}
             self.content_types = self._read_content_types()
             self._check_core_properties()

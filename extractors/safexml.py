@@ -39,9 +39,18 @@ _STRICT = [
 ]
 
 
+_ROOT_START = re.compile(rb"<[A-Za-z_]")
+
+
+def _prolog_end(data: bytes) -> int:
+    """A DTD may only precede the root element; past it lxml rejects one anyway."""
+    m = _ROOT_START.search(data)
+    return m.start() if m else len(data)
+
+
 def parse(data: bytes, part: str) -> etree._Element:
     """Parse one XML part safely, normalising Strict OOXML namespaces."""
-    if _DTD.search(data[:65536]) or (len(data) > 65536 and _DTD.search(data)):
+    if _DTD.search(data, 0, _prolog_end(data)):
         raise ExtractionError(ErrorCode.HOSTILE_XML, f"{part} declares a DTD or entities (never written by Office)")
     if b"purl.oclc.org/ooxml" in data[:4096]:
         for strict, transitional in _STRICT:

@@ -103,7 +103,7 @@ def _sniff_zip(path: Path, limits: Limits) -> Sniffed:
         raise ExtractionError(ErrorCode.CORRUPT, f"damaged zip container ({type(exc).__name__})") from exc
     if "[content_types].xml" not in names:
         return Sniffed("zip")
-    with Package(path, limits) as pkg:
+    with Package(path, limits, verify=False) as pkg:  # the extractor verifies checksums once
         main = pkg.main_part()
         ctype = (pkg.content_type(main) or "").lower() if main else ""
     if _SPREADSHEET in ctype:
@@ -162,7 +162,9 @@ def _sniff_image(head: bytes) -> Sniffed | None:
 
 
 def _looks_like_pdf_body(head: bytes) -> bool:
-    return b" obj" in head and (b"endobj" in head or b"/Type" in head)
+    """PDF syntax without the header: a damaged PDF, not an unknown format."""
+    objects = b" obj" in head and (b"endobj" in head or b"/Type" in head)
+    return objects or (b"<<" in head and (b"trailer" in head or b"startxref" in head or b"/Root" in head))
 
 
 def _sniff_text(head: bytes, path: Path) -> Sniffed | None:
