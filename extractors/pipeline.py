@@ -44,7 +44,7 @@ def extract_file(
         raise ExtractionError(ErrorCode.NOT_FOUND, f"cannot read {name}: {exc.strerror or type(exc).__name__}") from exc
     if size > limits.max_file_bytes:
         raise ExtractionError(ErrorCode.TOO_LARGE, f"file is {size} bytes (limit {limits.max_file_bytes})")
-    found = sniffed or sniff(path, limits)
+    found = sniffed or sniff(path, limits, name)
     if found.format in _DOCUMENT_FORMATS and size > limits.max_document_bytes:
         raise ExtractionError(ErrorCode.TOO_LARGE, f"document is {size} bytes (limit {limits.max_document_bytes})")
     extractor = base.for_format(found.format)

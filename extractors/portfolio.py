@@ -47,7 +47,7 @@ def extract_any(path: Path, display: str, mode: CountMode, limits: Limits, depth
     try:
         if path.is_dir():
             return _folder(path, display, mode, limits)
-        found = sniff(path, limits)
+        found = sniff(path, limits, display)
         if found.format == "zip":
             return _archive(path, display, mode, limits, depth)
         out.documents.append(extract_file(path, display, mode=mode, limits=limits, sniffed=found, depth=depth))

@@ -37,6 +37,9 @@ _OOXML_MAIN = {
     "application/vnd.ms-powerpoint.template.macroenabled.main+xml": ("pptx", "macro"),
 }
 _TEMPLATE_EXTS = {".dotx", ".dotm", ".potx", ".potm"}
+# Names that promise a binary format: plain text under one of them is a damaged or mislabelled file.
+_BINARY_EXTS = {".pdf", ".docx", ".pptx", ".ppsx", ".doc", ".ppt", ".odt", ".zip", ".mp4", ".mov", ".m4a", ".mp3",
+                ".wav", ".webm", ".mkv", ".avi", ".wmv", ".ogg", ".opus", ".flac", ".aiff", ".png", ".jpg", ".jpeg"}
 _SPREADSHEET = "spreadsheetml"
 
 
@@ -46,7 +49,8 @@ class Sniffed:
     detail: str = ""  # container or variant: mp4, webm, slideshow, template, markdown ...
 
 
-def sniff(path: Path, limits: Limits) -> Sniffed:
+def sniff(path: Path, limits: Limits, name: str = "") -> Sniffed:
+    """Format of ``path`` from its bytes; ``name`` (the user's file name) can only make it stricter."""
     with path.open("rb") as fh:
         head = fh.read(4096)
     if not head:
@@ -54,7 +58,7 @@ def sniff(path: Path, limits: Limits) -> Sniffed:
     if head.startswith(_OLE_MAGIC):
         return _sniff_ole(path)
     if head.startswith(_ZIP_MAGICS):
-        return _sniff_zip(path, limits)
+        return _sniff_zip(path, limits, name)
     if b"%PDF-" in head[:1024]:
         return Sniffed("pdf")
     found = _sniff_media(head) or _sniff_image(head)
@@ -62,8 +66,11 @@ def sniff(path: Path, limits: Limits) -> Sniffed:
         return found
     if _looks_like_pdf_body(head):
         raise ExtractionError(ErrorCode.CORRUPT, "looks like a PDF but has no %PDF header")
-    text = _sniff_text(head, path)
+    text = _sniff_text(head, Path(name) if name else path)
     if text:
+        claimed = (Path(name) if name else path).suffix.lower()
+        if claimed in _BINARY_EXTS:
+            raise ExtractionError(ErrorCode.CORRUPT, f"named {claimed} but the content is plain text, not {claimed}")
         return text
     raise ExtractionError(ErrorCode.UNSUPPORTED_FORMAT, "file type not recognised from its content")
 
@@ -91,7 +98,7 @@ def _sniff_ole(path: Path) -> Sniffed:
     raise ExtractionError(ErrorCode.UNSUPPORTED_FORMAT, "unrecognised OLE2 (legacy Office) file")
 
 
-def _sniff_zip(path: Path, limits: Limits) -> Sniffed:
+def _sniff_zip(path: Path, limits: Limits, name: str = "") -> Sniffed:
     try:
         with zipfile.ZipFile(path) as zf:
             names = {n.lower() for n in zf.namelist()}
@@ -116,7 +123,7 @@ def _sniff_zip(path: Path, limits: Limits) -> Sniffed:
     if variant == "macro":
         app = "Word" if fmt == "docx" else "PowerPoint"
         raise ExtractionError(ErrorCode.MACRO_ENABLED, f"macro-enabled {app} file")
-    if variant == "template" and path.suffix.lower() in _TEMPLATE_EXTS:
+    if variant == "template" and (Path(name) if name else path).suffix.lower() in _TEMPLATE_EXTS:
         raise ExtractionError(ErrorCode.TEMPLATE_FORMAT, "Office template, not a document")
     return Sniffed(fmt, variant)
 

@@ -17,6 +17,8 @@ python3 -m venv --help >/dev/null 2>&1 || apt_pkgs+=(python3-venv)
 if [ "$dev" = 1 ]; then
   command -v pandoc >/dev/null || apt_pkgs+=(pandoc)
   command -v pdftotext >/dev/null || apt_pkgs+=(poppler-utils)
+  # LibreOffice exports corpus .docx to PDF for the "PDF counts like its docx" test.
+  command -v soffice >/dev/null || apt_pkgs+=(libreoffice-writer-nogui)
 fi
 if [ "${#apt_pkgs[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
