@@ -52,7 +52,7 @@ Tool = Callable[[Path], str]
 
 
 def pdfium_text(path: Path) -> str:
-    """What extractors/pdf.py does for text: FPDFText_GetText per page."""
+    """What extractors/pdf_pages.py does for text: FPDFText_GetText per page."""
     pdf = pdfium.PdfDocument(str(path))
     try:
         out = []
