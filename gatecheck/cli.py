@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from importlib import resources
@@ -43,14 +44,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     ex.add_argument("--blocks", action="store_true", help="include every located block in JSON output")
     ex.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
+    ck = sub.add_parser("check", help="check a submission against a standard's gateway rules")
+    ck.add_argument("paths", nargs="*", metavar="PATH", help="files, folders or zip portfolios of one submission")
+    ck.add_argument("--standard", required=True, help="standard code (ST0505) or profile id")
+    ck.add_argument("--epao", help="EPAO name, when a standard has several profiles")
+    ck.add_argument("--method", required=True, help="assessment method id, e.g. AM1")
+    ck.add_argument("--role", action="append", default=[], metavar="PATH=ROLE", help="override a detected role")
+    ck.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="gateway metadata")
+    ck.add_argument("--format", choices=("json", "text", "html"), default="text")
+    ck.add_argument("--sample", action="store_true", help="add the embedded sample report")
+    st = sub.add_parser("standards", help="list standards profiles and their methods")
+    st.add_argument("--format", choices=("json", "text"), default="text")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # repairs are reported as warnings, not log noise
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "extract":
         return _extract(parser, args, sys.stdout, sys.stderr)
+    if args.command in ("check", "standards"):
+        from . import checkcli  # imports spaCy/pydantic only for these commands
+
+        if args.command == "check":
+            return checkcli.check(args, sys.stdout, sys.stderr)
+        return checkcli.standards(args, sys.stdout)
     parser.error(f"unknown command {args.command}")
     return 2
 
