@@ -28,6 +28,8 @@ class Report:
     @property
     def outcome(self) -> str:
         outcomes = {c.outcome for c in self.checks}
+        if not self.checks:  # e.g. an observation: nothing in the documents to check, so never "pass"
+            return "attention"
         if Outcome.FAIL in outcomes:
             return "fail"
         if outcomes & {Outcome.WARN, Outcome.ERROR} or self.submission.errors:

@@ -121,6 +121,10 @@ def _assess(ctx: CheckContext, mapping: _Mapping, required: list[str], docs: lis
                              + ("; not in an appendix" if not mapping.in_appendix and
                                 ctx.param("require_appendix", True) else ""),
                              measured=measured, expected=expected, findings=findings)
+    if not required:
+        summary = f"mapping found ({len(mapped)} codes); the profile lists no KSBs to check coverage against"
+        outcome = Outcome.WARN if problems else Outcome.PASS
+        return ctx.result(outcome, summary, measured=measured, expected=expected, findings=findings)
     if problems:
         return ctx.result(Outcome.WARN, f"all {len(required)} KSBs mapped; {len(problems)} problem(s) to check",
                           measured=measured, expected=expected, findings=findings)
