@@ -28,8 +28,8 @@ from tests.reports import report  # noqa: E402
 from validators import api, profile  # noqa: E402
 from validators.nlp import nlp  # noqa: E402
 
-AM1_ROWS = [["KSB", "Where evidenced"]] + [[k, "Plan"] for k in
-                                           "K3 S2 S3 B3 K4 K5 S5 S6 B1 K6 S7 K15 K16 S9 K17 S10 K22 S14 B2".split()]
+AM1_KSBS = "K3 S2 S3 B3 K4 K5 S5 S6 B1 K6 S7 K15 K16 S9 K17 S10 K22 S14 B2".split()
+AM1_ROWS = [["KSB", "Where evidenced"], *[[k, "Plan"] for k in AM1_KSBS]]
 
 
 def build(tmp: Path) -> tuple[list[Path], list[Path]]:

@@ -55,19 +55,23 @@ class Submission:
         return [d.doc for d in self.with_role(*roles)]
 
 
+# Inside a portfolio every file is evidence unless it is one of these supporting documents.
+_PORTFOLIO_SUPPORT = {Role.DECLARATION, Role.MAPPING, Role.SYNOPSIS, Role.EMPLOYER_REFERENCE}
+
+
 def detect_role(doc: Document, in_portfolio: bool) -> tuple[Role, str]:
     """Best guess of a document's role from its format, name and first words."""
-    if doc.format == "media":
+    if doc.format == "media" and not in_portfolio:
         return Role.MEDIA, "format media"
     name = PurePosixPath(doc.file).name
     for role, pattern in _NAME_RULES:
         m = pattern.search(name)
-        if m and not (role is Role.REPORT and in_portfolio):
+        if m and (not in_portfolio or role in _PORTFOLIO_SUPPORT):
             return role, f"file name matches '{m.group(0)}'"
     head = " ".join(b.text for b in doc.blocks[:40])
     if _DECLARATION_TEXT.search(head) and doc.total_words() < 600:
         return Role.DECLARATION, "short document declaring the work authentic"
-    if doc.format == "pptx":
+    if doc.format == "pptx" and not in_portfolio:
         return Role.PRESENTATION, "format pptx"
     if in_portfolio or doc.format in {"image", "text"}:
         return Role.EVIDENCE, "portfolio item" if in_portfolio else f"format {doc.format}"
