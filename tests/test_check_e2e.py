@@ -293,3 +293,38 @@ def test_standards_listing(capsys: pytest.CaptureFixture[str]) -> None:
     ids = {s["profile"] for s in listing["standards"]}
     assert {"st0505-accelerate-people", "st0071-innovate", "st0071-imi", "st0949-generic",
             "software-development-technician", "st0119-ifate-plan", "st0116-provider-guidance"} <= ids
+
+
+def _pieces(tmp: Path, n: int) -> Path:
+    root = tmp / "portfolio"
+    texts = apprentice_pieces()
+    for i in range(n):
+        (root / f"evidence{i + 1:02d}").mkdir(parents=True)
+        shutil.copy(texts[i % len(texts)], root / f"evidence{i + 1:02d}" / texts[i % len(texts)].name)
+    return root
+
+
+@pytest.mark.parametrize(("standard", "method", "good", "bad", "bad_outcome"), [
+    ("st0119-ifate-plan", "AM2", 6, 3, "warn"),  # "typically 6": a warning, not a fail
+    ("st0116-provider-guidance", "AM2", 10, 4, "warn"),  # "typically 10"
+    ("st0071-innovate", "AM3", 12, 8, "fail"),  # "10-15 discrete pieces": a must
+])
+def test_portfolio_evidence_counts_per_profile(capsys: pytest.CaptureFixture[str], tmp_path: Path, standard: str,
+                                               method: str, good: int, bad: int, bad_outcome: str) -> None:
+    _, rep = check(capsys, standard, method, [_pieces(tmp_path / "good", good)])
+    assert outcomes(rep)["evidence_count"] == "pass", rep["checks"]
+    _, rep = check(capsys, standard, method, [_pieces(tmp_path / "bad", bad)])
+    ev = next(c for c in rep["checks"] if c["id"] == "evidence_count")
+    assert ev["outcome"] == bad_outcome and ev["measured"]["count"] == bad
+    assert ev["rule"]["source"]
+
+
+def test_st0119_media_total_applies_to_the_portfolio(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    root = _pieces(tmp_path, 6)
+    shutil.copy(corpus_file("media/tinytag_flac453sStereo.flac"), root / "evidence01" / "walkthrough.flac")
+    _, rep = check(capsys, "st0119-ifate-plan", "AM2", [root])
+    assert outcomes(rep)["media_duration"] == "pass"
+    shutil.copy(corpus_file("media/tinytag_test.m4a"), root / "evidence02" / "interview.m4a")
+    _, rep = check(capsys, "st0119-ifate-plan", "AM2", [root])
+    media = next(c for c in rep["checks"] if c["id"] == "media_duration")
+    assert media["outcome"] == "fail" and media["measured"]["total_s"] > 600
