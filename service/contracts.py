@@ -1,0 +1,144 @@
+"""Contracts shared by the API and the workers: the submission record, state and storage.
+
+Why a state store of our own: a submission's status must survive worker crashes
+and reach a terminal state exactly once, which Celery's result backend does not
+promise. ``transition`` is an atomic compare-and-set on the status, so two
+workers (or a redelivered task) can never both finish the same submission.
+Implementations: SQLite in embedded mode (no server), Redis in scale-out (already
+deployed as the broker, with append-only persistence; compose has no database).
+
+Why object keys only: the API and workers share nothing but storage and the
+broker, so messages carry submission ids and storage keys, never bytes or paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import IO, Any, Protocol
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+TERMINAL = frozenset({Status.DONE, Status.FAILED})
+
+
+class ApiRole(StrEnum):
+    SUBMITTER = "submitter"  # create submissions, read its tenant's
+    READER = "reader"  # read its tenant's submissions and reports
+    ADMIN = "admin"  # everything, incl. keys and deletion
+
+
+@dataclass(slots=True)
+class StoredFile:
+    key: str  # storage key: generated, never the user's file name
+    name: str  # the name the user gave (display only)
+    size: int
+    sha256: str
+    detected: str = ""  # sniffed format at upload
+
+
+@dataclass(slots=True)
+class SubmissionRecord:
+    id: str
+    tenant: str
+    profile: str  # validators profile id
+    method: str
+    status: Status = Status.QUEUED
+    files: list[StoredFile] = field(default_factory=list)
+    roles: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, str] = field(default_factory=dict)
+    callback_url: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+    progress: str = ""
+    error_code: str | None = None
+    error_message: str | None = None
+    remedy: str | None = None
+    outcome: str | None = None  # report outcome: pass | attention | fail
+    report_key: str | None = None
+    extracted_key: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"] = str(self.status)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SubmissionRecord:
+        d = dict(d)
+        d["status"] = Status(d["status"])
+        d["files"] = [StoredFile(**f) for f in d.get("files", [])]
+        return cls(**d)
+
+
+class StateStore(Protocol):
+    """Submission records, API keys and idempotency keys. Every method is tenant-safe."""
+
+    def create(self, rec: SubmissionRecord) -> None: ...
+
+    def get(self, submission_id: str, tenant: str | None = None) -> SubmissionRecord | None:
+        """``tenant=None`` only for workers; the API always passes the caller's tenant."""
+
+    def list(
+        self, tenant: str, *, status: Status | None = None, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[SubmissionRecord], str | None]: ...
+
+    def transition(self, submission_id: str, allowed_from: frozenset[Status], to: Status, **fields: Any) -> bool:
+        """Atomically set status ``to`` (and fields) iff the current status is in ``allowed_from``."""
+
+    def update(self, submission_id: str, **fields: Any) -> None: ...
+
+    def add_attempt(self, submission_id: str) -> int:
+        """Atomically increment and return the attempt counter."""
+
+    def delete(self, submission_id: str, tenant: str) -> bool: ...
+
+    def expired(self, older_than: float) -> Iterator[SubmissionRecord]: ...
+
+    # idempotency: remember (tenant, key) -> (request hash, response), atomically, first writer wins
+    def remember_request(self, tenant: str, key: str, request_hash: str, response: dict[str, Any]) -> tuple[
+        str, dict[str, Any]] | None:
+        """Store it if new and return None; otherwise return the (hash, response) stored first."""
+
+    # tenants and API keys (keys stored as SHA-256 hashes only)
+    def create_tenant(self, tenant: str, webhook_secret: str) -> None: ...
+
+    def add_api_key(self, tenant: str, key_hash: str, role: ApiRole) -> None: ...
+
+    def find_api_key(self, key_hash: str) -> tuple[str, ApiRole] | None: ...
+
+    def webhook_secret(self, tenant: str) -> str | None: ...
+
+
+class Storage(Protocol):
+    """Object storage: one bucket per deployment, keys prefixed by tenant/submission."""
+
+    def put(self, key: str, stream: IO[bytes], length: int | None = None, content_type: str = "") -> None:
+        """Stream ``stream`` to ``key`` (never read whole into memory)."""
+
+    def get(self, key: str) -> IO[bytes]:
+        """A readable stream; the caller closes it."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix``; returns how many."""
+
+    def presigned_put(self, key: str, expires_s: int) -> str | None:
+        """A short-lived URL to PUT one object, or None where the backend has none (local disk)."""
+
+    def ping(self) -> bool: ...
+
+
+def submission_prefix(tenant: str, submission_id: str) -> str:
+    return f"tenants/{tenant}/submissions/{submission_id}/"

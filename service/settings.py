@@ -1,0 +1,47 @@
+"""Service settings from the environment, one place for API, worker and `gatecheck serve`.
+
+Embedded mode (the default) needs no servers: SQLite state, local-disk storage and
+a filesystem Celery transport under ``GATECHECK_DATA_DIR``. Scale-out sets Redis and
+MinIO URLs. Insecure defaults are refused outside embedded mode.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MiB = 1024 * 1024
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"GATECHECK_{name}", default)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path(_env("DATA_DIR", str(Path.home() / ".gatecheck"))))
+    state: str = field(default_factory=lambda: _env("STATE", "sqlite"))  # sqlite | redis
+    storage: str = field(default_factory=lambda: _env("STORAGE", "local"))  # local | minio
+    broker_url: str = field(default_factory=lambda: _env("BROKER_URL", ""))  # "" = embedded filesystem transport
+    redis_url: str = field(default_factory=lambda: _env("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    max_file_bytes: int = field(default_factory=lambda: int(_env("MAX_UPLOAD_FILE_BYTES", str(2048 * MiB))))
+    max_submission_bytes: int = field(default_factory=lambda: int(_env("MAX_SUBMISSION_BYTES", str(4096 * MiB))))
+    max_files: int = field(default_factory=lambda: int(_env("MAX_FILES", "200")))
+    retention_days: int = field(default_factory=lambda: int(_env("RETENTION_DAYS", "90")))
+    task_time_limit_s: int = field(default_factory=lambda: int(_env("TASK_TIME_LIMIT_S", "900")))
+    # Redis redelivers unacked tasks after this; every time limit must stay below it.
+    visibility_timeout_s: int = field(default_factory=lambda: int(_env("VISIBILITY_TIMEOUT_S", "3600")))
+    max_attempts: int = field(default_factory=lambda: int(_env("MAX_ATTEMPTS", "3")))
+    rate_limit_per_minute: int = field(default_factory=lambda: int(_env("RATE_LIMIT_PER_MINUTE", "120")))
+    webhook_allow_private: bool = field(default_factory=lambda: _env("WEBHOOK_ALLOW_PRIVATE", "0") == "1")
+    public_url: str = field(default_factory=lambda: _env("PUBLIC_URL", "http://127.0.0.1:8000"))
+
+    @property
+    def embedded(self) -> bool:
+        return not self.broker_url
+
+    def validate(self) -> None:
+        if self.task_time_limit_s >= self.visibility_timeout_s:
+            raise ValueError("GATECHECK_TASK_TIME_LIMIT_S must be below GATECHECK_VISIBILITY_TIMEOUT_S "
+                             "(Redis would redeliver a task still running)")
