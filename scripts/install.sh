@@ -19,6 +19,8 @@ if [ "$dev" = 1 ]; then
   command -v pdftotext >/dev/null || apt_pkgs+=(poppler-utils)
   # LibreOffice exports corpus .docx to PDF for the "PDF counts like its docx" test.
   command -v soffice >/dev/null || apt_pkgs+=(libreoffice-writer-nogui)
+  # A real Redis server for the broker/state integration tests (the tests start and stop it).
+  command -v redis-server >/dev/null || apt_pkgs+=(redis-server)
 fi
 if [ "${#apt_pkgs[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
