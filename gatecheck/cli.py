@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("--sample", action="store_true", help="add the embedded sample report")
     st = sub.add_parser("standards", help="list standards profiles and their methods")
     st.add_argument("--format", choices=("json", "text"), default="text")
+    sv = sub.add_parser("serve", help="run the HTTP API and one worker locally (data in $GATECHECK_DATA_DIR)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     return parser
 
 
@@ -70,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             return checkcli.check(args, sys.stdout, sys.stderr)
         return checkcli.standards(args, sys.stdout)
+    if args.command == "serve":
+        from . import serve  # imports FastAPI/Celery only for this command
+
+        return serve.main(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -327,15 +327,9 @@ def create_app_from_env() -> FastAPI:
     settings = Settings()
     settings.validate()
     logs.configure()
-    try:
-        from worker.tasks import enqueue
-    except ImportError as exc:  # the API can start (and report) without the worker package
-        reason = type(exc).__name__
-        logs.event("worker_unavailable", logging.WARNING, exception=reason)
-
-        def enqueue(submission_id: str) -> None:
-            raise RuntimeError("worker.tasks is not installed: cannot queue submissions")
+    from worker.celery_app import queue_depth
+    from worker.tasks import enqueue
 
     with suppress(Exception):
         (settings.data_dir / "spool").mkdir(parents=True, exist_ok=True)
-    return create_app(settings, state_from_env(), storage_from_env(), enqueue)
+    return create_app(settings, state_from_env(), storage_from_env(), enqueue, queue_depth=queue_depth)
