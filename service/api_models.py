@@ -10,7 +10,7 @@ never parse messages.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -297,6 +297,40 @@ class StandardsList(BaseModel):
         return cls(profiles=profiles, checks=sorted(CHECKS))
 
 
+class UploadFileSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=4096, description="the file's name; display only, never a storage key")
+    size: int = Field(ge=1, description="exact size in bytes; the upload must be exactly this long")
+
+
+class UploadRequest(BaseModel):
+    """Body of ``POST /v1/uploads``: the files to be sent through upload URLs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    files: list[UploadFileSpec] = Field(min_length=1)
+
+
+class UploadTicket(BaseModel):
+    upload_id: str = Field(description="pass in the submission's `uploads` field once the PUT succeeded")
+    name: str = Field(description="the file's name, sanitised; display only")
+    url: str = Field(description="where to PUT the file's bytes (the raw body, not multipart); short-lived")
+    method: Literal["PUT"] = "PUT"
+    headers: dict[str, str] = Field(description="headers to send with the PUT")
+    expires_at: int = Field(description="Unix time after which the URL is refused")
+
+
+class UploadsCreated(BaseModel):
+    uploads: list[UploadTicket]
+
+
+class UploadStored(BaseModel):
+    upload_id: str
+    size: int
+    sha256: str
+
+
 class Health(BaseModel):
     status: str
 
@@ -307,13 +341,21 @@ class Readiness(BaseModel):
     storage: bool
 
 
+def component_schemas(*models: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI component schemas of models FastAPI never sees (bodies an endpoint reads itself, with a cap)."""
+    from pydantic.json_schema import models_json_schema
+
+    _, top = models_json_schema([(m, "validation") for m in models], ref_template="#/components/schemas/{model}")
+    return dict(top.get("$defs", {}))
+
+
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries naming the error model for each status code."""
     text = {
         400: "malformed request",
         401: "missing or invalid API key",
         403: "the key's role may not do this",
-        404: "no such submission for this tenant",
+        404: "no such submission (or pending upload) for this tenant",
         409: "conflict (idempotency key reused, or report not ready)",
         413: "a size or count limit was crossed",
         415: "file type refused",

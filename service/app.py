@@ -26,6 +26,7 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from extractors.limits import Limits
@@ -40,11 +41,17 @@ from .api_models import (
     SubmissionAccepted,
     SubmissionList,
     SubmissionView,
+    UploadFileSpec,
+    UploadRequest,
+    UploadsCreated,
+    UploadStored,
+    component_schemas,
     error_responses,
 )
 from .auth import Authenticator, Principal, require
 from .contracts import ApiRole, StateStore, Status, Storage, SubmissionRecord, submission_prefix
 from .metrics import CONTENT_TYPE, Metrics
+from .presigned import Staging, read_upload_request
 from .settings import Settings
 from .state import StateUnavailable
 from .storage import StorageError
@@ -60,10 +67,13 @@ _MULTIPART_BODY: dict[str, Any] = {
         "required": True,
         "content": {"multipart/form-data": {"schema": {
             "type": "object",
-            "required": ["files", "standard"],
+            "required": ["standard"],
             "properties": {
                 "files": {"type": "array", "items": {"type": "string", "format": "binary"},
-                          "description": "the documents: docx, pptx, pdf, media, text, images or a zip portfolio"},
+                          "description": "the documents: docx, pptx, pdf, media, text, images or a zip portfolio "
+                                         "(at least one file here or in uploads)"},
+                "uploads": {"type": "string", "description": "JSON list of upload_ids from POST /v1/uploads whose "
+                            "files were PUT to their url; they follow the direct files", "example": '["<upload_id>"]'},
                 "standard": {"type": "string", "description": "standard code (e.g. ST0505) or profile id"},
                 "epao": {"type": "string", "description": "narrows a standard code to one EPAO's profile"},
                 "method": {"type": "string", "description": "assessment method id (optional if only one)"},
@@ -78,6 +88,10 @@ _MULTIPART_BODY: dict[str, Any] = {
         }}},
     }
 }
+_UPLOADS_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/UploadRequest"}}}}}
+_RAW_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
 def create_app(
@@ -94,7 +108,8 @@ def create_app(
     metrics = Metrics(queue_depth)
     auth = authenticator or Authenticator(state, settings.rate_limit_per_minute)
     base_url = settings.public_url.rstrip("/")
-    submissions = Submissions(settings, state, storage, enqueue, limits or Limits.from_env(), base_url)
+    staging = Staging(settings, storage, base_url)
+    submissions = Submissions(settings, state, storage, enqueue, limits or Limits.from_env(), base_url, staging)
     app = FastAPI(
         title="gatecheck",
         version="1",
@@ -138,6 +153,22 @@ def create_app(
         metrics.upload("replayed" if replayed else "accepted")
         headers = {"Location": body["status_url"], **({"Idempotent-Replayed": "true"} if replayed else {})}
         return JSONResponse(body, status_code=status, headers=headers)
+
+    @app.post("/v1/uploads", status_code=201, response_model=UploadsCreated, tags=["uploads"],
+              responses=error_responses(403, 413, 415, 422, 503), openapi_extra=_UPLOADS_BODY)
+    async def create_uploads(request: Request, who: Who) -> UploadsCreated:
+        """One short-lived PUT URL per file (for large files, e.g. video); then submit their ids as ``uploads``."""
+        require(who, ApiRole.SUBMITTER)
+        spec = await read_upload_request(request.stream(), request.headers.get("content-type"))
+        return await run_in_threadpool(staging.create, who.tenant, spec)
+
+    @app.put("/v1/uploads/{upload_id}", response_model=UploadStored, tags=["uploads"],
+             responses=error_responses(400, 403, 404, 413, 503), openapi_extra=_RAW_BODY)
+    async def put_upload(
+        upload_id: str, request: Request, token: Annotated[str, Query(max_length=1024)] = "",
+    ) -> UploadStored:
+        """Upload URL of local storage: the file's bytes as the body. The token in the URL is the permission."""
+        return await staging.receive(upload_id, token, request.stream(), request.headers.get("content-length"))
 
     @app.get("/v1/submissions", response_model=SubmissionList, tags=["submissions"],
              responses=error_responses(400, 422))
@@ -236,7 +267,8 @@ def create_app(
 
 
 def _add_report_schema(app: FastAPI) -> None:
-    """Publish gatecheck.report/1 (gatecheck/schemas/report.schema.json) as the report's OpenAPI schema.
+    """Publish gatecheck.report/1 (gatecheck/schemas/report.schema.json) as the report's OpenAPI schema,
+    and the schemas of request bodies endpoints read themselves (``UploadRequest``).
 
     The JSON Schema's ``#/$defs/X`` references are rewritten to OpenAPI components,
     so clients generate report types from the same file the report tests validate against.
@@ -254,6 +286,7 @@ def _add_report_schema(app: FastAPI) -> None:
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
         schemas.update({f"Report_{name}": d for name, d in report.pop("$defs", {}).items()})
         schemas["Report"] = report
+        schemas.update(component_schemas(UploadRequest, UploadFileSpec))  # bodies parsed by the endpoint itself
         app.openapi_schema = doc
         return doc
 

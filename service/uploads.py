@@ -32,7 +32,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
@@ -49,8 +49,13 @@ from .logs import event, submission_id_var
 from .settings import Settings
 from .webhooks import is_allowed_target
 
+if TYPE_CHECKING:
+    from .presigned import Staging
+
 FILE_FIELD = "files"
 TEXT_FIELDS = ("standard", "epao", "method", "roles", "meta", "callback_url")
+UPLOADS_FIELD = "uploads"  # JSON list of upload ids from POST /v1/uploads (service.presigned)
+FORM_FIELDS = (*TEXT_FIELDS, UPLOADS_FIELD)
 MAX_FIELD_BYTES = 64 * 1024  # roles and meta are small JSON objects
 MAX_NAME_CHARS = 255
 MAX_PART_HEADER_BYTES = 16 * 1024  # a 10 000-character file name is capped, not a parse error
@@ -74,12 +79,14 @@ class SpooledFile:
     size: int = 0
     sha256: str = ""
     detected: str = ""
+    upload_id: str = ""  # set when the bytes came through an upload URL, not this request
 
 
 @dataclass(slots=True)
 class Upload:
     fields: dict[str, str] = field(default_factory=dict)
     files: list[SpooledFile] = field(default_factory=list)
+    upload_ids: list[str] = field(default_factory=list)
 
 
 def too_large(code: str, message: str) -> ApiError:
@@ -178,14 +185,14 @@ class _Receiver:
         name, filename = _disposition(disposition)
         if name == FILE_FIELD:
             self._open_file(filename or "")
-        elif name in TEXT_FIELDS:
+        elif name in FORM_FIELDS:
             if name in self.upload.fields:
                 raise ApiError(422, "duplicate_field", f"field '{name}' is given more than once",
                                "Send each text field once.")
             self._field = name
         else:
             raise ApiError(422, "unknown_field", f"unexpected form field '{name[:64]}'",
-                           "Send only the documented fields.", options=[FILE_FIELD, *TEXT_FIELDS])
+                           "Send only the documented fields.", options=[FILE_FIELD, *FORM_FIELDS])
 
     def _open_file(self, filename: str) -> None:
         index = len(self.upload.files) + 1
@@ -307,10 +314,24 @@ async def receive(
         receiver.close()
     if not receiver.ended:
         raise invalid_multipart("the multipart body ended before its closing boundary")
-    if not receiver.upload.files:
-        raise ApiError(422, "no_files", "the submission has no files",
-                       "Attach one or more documents as 'files' parts.")
     return receiver.upload
+
+
+def parse_upload_ids(raw: str | None, max_files: int) -> list[str]:
+    """The ``uploads`` field: a JSON list of distinct upload ids (checked against storage later)."""
+    if raw is None or not raw.strip():
+        return []
+    invalid = ApiError(422, "invalid_uploads", "'uploads' must be a JSON list of distinct upload ids",
+                       'Send uploads like ["<upload_id>", ...] with the ids from POST /v1/uploads.')
+    try:
+        ids = json.loads(raw)
+    except ValueError as exc:
+        raise invalid from exc
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(set(ids)) != len(ids):
+        raise invalid
+    if len(ids) > max_files:
+        raise too_large("too_many_files", f"more than {max_files} files in one submission")
+    return ids
 
 
 _REFUSED_STATUS = {ErrorCode.UNSUPPORTED_FORMAT: 415, ErrorCode.TOO_LARGE: 413}
@@ -341,34 +362,42 @@ def sniff_files(upload: Upload, limits: Limits) -> None:
 
 
 def request_hash(upload: Upload) -> str:
-    """What "the same request" means for an Idempotency-Key: the text fields and each file's name and sha256."""
-    canon = {
+    """What "the same request" means for an Idempotency-Key: the text fields and each file's name and sha256.
+
+    Files sent through upload URLs count by upload id: an id is single-use and its bytes are fixed
+    once a submission consumed it, so a retry hashes the same after the staged copy is gone.
+    """
+    canon: dict[str, Any] = {
         "fields": {k: upload.fields.get(k) for k in TEXT_FIELDS},
-        "files": [[f.name, f.sha256] for f in upload.files],
+        "files": [[f.name, f.sha256] for f in upload.files if not f.upload_id],
     }
+    if upload.upload_ids:  # absent otherwise, so hashes remembered before upload URLs existed still match
+        canon["uploads"] = upload.upload_ids
     return hashlib.sha256(json.dumps(canon, sort_keys=True, ensure_ascii=True).encode()).hexdigest()
 
 
 class Submissions:
     """Receive, validate, store and queue one submission; the order is what makes a rejection store nothing.
 
-    1. stream the body to a spool directory (limits as bytes arrive);
+    1. stream the body to a spool directory (limits as bytes arrive), then the files named in
+       ``uploads`` from storage (``service.presigned``: a retry of a consumed keyed request replays);
     2. validate the fields, the callback URL and every file's content;
     3. copy each file to storage under a generated key, then create the record (queued);
     4. with an Idempotency-Key, remember the response (first writer wins; a replay or a
        concurrent twin rolls its own objects and record back and answers with the first);
     5. enqueue. If the queue is down the record is failed (``queue_unavailable``), never
-       left queued for ever, and the caller gets 503.
+       left queued for ever, and the caller gets 503. Then the uploads' staging objects are deleted.
     """
 
     def __init__(self, settings: Settings, state: StateStore, storage: Storage, enqueue: Callable[[str], None],
-                 limits: Limits, base_url: str) -> None:
+                 limits: Limits, base_url: str, staging: Staging) -> None:
         self.settings = settings
         self.state = state
         self.storage = storage
         self.enqueue = enqueue
         self.limits = limits
         self.base_url = base_url
+        self.staging = staging
         self.upload_limits = UploadLimits(settings.max_file_bytes, settings.max_submission_bytes, settings.max_files)
         sweep_spool(settings.data_dir)
 
@@ -381,13 +410,25 @@ class Submissions:
         try:
             upload = await receive(chunks, content_type, content_length, spool, self.upload_limits,
                                    check_field_early)
+            upload.upload_ids = parse_upload_ids(upload.fields.get(UPLOADS_FIELD), self.upload_limits.max_files)
+            if not upload.files and not upload.upload_ids:
+                raise ApiError(422, "no_files", "the submission has no files",
+                               "Attach one or more documents as 'files' parts, or name them in 'uploads'.")
             sel = SubmissionForm.parse(upload.fields)
             if sel.callback_url and not await run_in_threadpool(
                     is_allowed_target, sel.callback_url, self.settings.webhook_allow_private):
                 raise ApiError(422, "callback_refused", "callback_url must be http(s) to a public address",
                                "Use a public https URL (private, loopback and link-local addresses are refused).")
-            await run_in_threadpool(sniff_files, upload, self.limits)
-            status, body, replayed = await run_in_threadpool(self._commit, tenant, upload, sel, idempotency_key)
+            staged = await run_in_threadpool(self.staging.load, tenant, upload.upload_ids)
+            replay = self.staging.replay(staged, idempotency_key, request_hash(upload))
+            if replay is not None:  # a retry naming uploads its first attempt already consumed
+                status, body, replayed = replay
+            else:
+                await run_in_threadpool(self.staging.fetch, tenant, staged, upload, spool, self.upload_limits)
+                await run_in_threadpool(sniff_files, upload, self.limits)
+                status, body, replayed = await run_in_threadpool(self._commit, tenant, upload, sel, idempotency_key)
+                await run_in_threadpool(self.staging.consume, tenant, staged, idempotency_key, request_hash(upload),
+                                        status, body)
         finally:
             await run_in_threadpool(remove_spool, spool)
         submission_id_var.set(body["id"])
@@ -423,9 +464,7 @@ class Submissions:
             if prior is not None:
                 self._rollback(rec)
                 if prior[0] != request_hash(upload):
-                    raise ApiError(409, "idempotency_conflict",
-                                   "this Idempotency-Key was used with a different request",
-                                   "Use a new Idempotency-Key for a different submission.")
+                    raise idempotency_conflict()
                 return int(prior[1].get("status_code", 202)), dict(prior[1]["body"]), True
         try:
             self.enqueue(sid)
@@ -463,6 +502,11 @@ class Submissions:
         with contextlib.suppress(Exception):
             self.state.delete(rec.id, rec.tenant)
         self._discard(submission_prefix(rec.tenant, rec.id))
+
+
+def idempotency_conflict() -> ApiError:
+    return ApiError(409, "idempotency_conflict", "this Idempotency-Key was used with a different request",
+                    "Use a new Idempotency-Key for a different submission.")
 
 
 def unavailable(code: str, what: str) -> ApiError:
