@@ -1,0 +1,127 @@
+"""Shared by both state backends: record (de)serialisation, cursors, limits, and the
+translation of backend failures into ``StateUnavailable``."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import functools
+import inspect
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from enum import Enum
+from typing import Any, TypeVar, cast
+
+from service.contracts import Status, SubmissionRecord
+
+FIELDS = frozenset(f.name for f in dataclasses.fields(SubmissionRecord))
+FIXED_FIELDS = frozenset({"id", "tenant", "status", "created_at"})
+STATUS_ORDER: tuple[Status, ...] = tuple(Status)
+MAX_PAGE = 1000
+BATCH = 200
+DEFAULT_IDEMPOTENCY_TTL_S = 24 * 3600.0
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class StateUnavailable(Exception):
+    """The state backend cannot be reached or is overloaded; retrying later may succeed."""
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+def _plain(value: Any) -> Any:
+    """JSON-ready form of a field value (StoredFile dataclasses, enums, tuples)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(_plain(value), separators=(",", ":"), allow_nan=False)
+
+
+def _field_updates(fields: Mapping[str, Any]) -> dict[str, str]:
+    """Validate ``update``/``transition`` fields and JSON-encode them, stamping ``updated_at``."""
+    unknown = set(fields) - FIELDS
+    if unknown:
+        raise ValueError(f"unknown submission fields: {sorted(unknown)}")
+    fixed = set(fields) & FIXED_FIELDS
+    if fixed:
+        raise ValueError(f"fields {sorted(fixed)} cannot be updated (status changes only via transition)")
+    merged = {"updated_at": time.time(), **fields}
+    return {name: _dumps(value) for name, value in merged.items()}
+
+
+def _record(data: Mapping[str, Any]) -> SubmissionRecord:
+    """Build a record, ignoring stored fields a newer/older version of the contract no longer has."""
+    return SubmissionRecord.from_dict({k: v for k, v in data.items() if k in FIELDS})
+
+
+def _stamp_new(rec: SubmissionRecord) -> None:
+    """Fill ``created_at``/``updated_at`` when the caller left them 0 (the record object is updated too)."""
+    if not rec.created_at:
+        rec.created_at = time.time()
+    if not rec.updated_at:
+        rec.updated_at = rec.created_at
+
+
+def encode_cursor(created_at: float, submission_id: str) -> str:
+    raw = json.dumps([created_at, submission_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    """Inverse of encode_cursor; ValueError for anything a client tampered with."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, submission_id = json.loads(raw)
+        if not isinstance(submission_id, str) or isinstance(created_at, bool):
+            raise TypeError
+        return float(created_at), submission_id
+    except (ValueError, TypeError) as e:  # binascii.Error and JSONDecodeError are ValueErrors
+        raise ValueError("invalid cursor") from e
+
+
+def _clamp(limit: int) -> int:
+    return max(1, min(int(limit), MAX_PAGE))
+
+
+def _translate_errors(is_unavailable: Callable[[BaseException], bool]) -> Callable[[F], F]:
+    """Decorate methods (and generator methods) to raise StateUnavailable for backend outages."""
+
+    def deco(fn: F) -> F:
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def gen(*args: Any, **kwargs: Any) -> Iterator[Any]:
+                try:
+                    yield from fn(*args, **kwargs)
+                except Exception as e:
+                    if is_unavailable(e):
+                        raise StateUnavailable(f"{type(e).__name__}: {e}") from e
+                    raise
+
+            return cast(F, gen)
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as e:
+                if is_unavailable(e):
+                    raise StateUnavailable(f"{type(e).__name__}: {e}") from e
+                raise
+
+        return cast(F, call)
+
+    return deco
+
+
+# --------------------------------------------------------------------------- SQLite
