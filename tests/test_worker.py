@@ -708,3 +708,60 @@ def test_hard_time_limit_in_a_real_worker_fails_timeout_once(cluster: Cluster) -
     assert rec.error_code == "timeout" and rec.attempts == 1
     time.sleep(1.5)  # acked, not requeued: no second attempt
     assert cluster.status(sid).attempts == 1
+
+
+def test_portal_flow_through_the_api_in_scale_out(cluster: Cluster, receiver: Receiver, tmp_path: Path) -> None:
+    """A portal's whole journey on the scale-out backends: the API (uvicorn process) streams real corpus
+    files to S3, a real Celery worker checks them from Redis, the signed webhook arrives at the
+    portal's receiver, and the fetched report equals `gatecheck check --format json` on the same files."""
+    import httpx
+
+    from service.auth import new_api_key
+    from service.contracts import ApiRole
+    from tests.servers import free_port
+
+    plaintext, key_hash = new_api_key()
+    cluster.state.add_api_key(TENANT, key_hash, ApiRole.ADMIN)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = cluster.env | {"GATECHECK_PUBLIC_URL": base}
+    log = (tmp_path / "api.log").open("wb")
+    api_proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app_from_env", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    log.close()
+    worker = cluster.start_worker(GATECHECK_PUBLIC_URL=base)  # webhooks point at the API the portal uses
+    try:
+        def api_died() -> str | None:
+            return None if api_proc.poll() is None else (tmp_path / "api.log").read_text(errors="replace")[-3000:]
+
+        wait_for(lambda: _http_ok(f"{base}/readyz"), 30, "the API", api_died)
+        auth = {"Authorization": f"Bearer {plaintext}"}
+        with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
+            files = [("files", (name, corpus_file(rel).read_bytes())) for name, rel in FILES]
+            form = {"standard": PROFILE, "method": METHOD, "meta": json.dumps(META), "callback_url": receiver.url}
+            accepted = client.post("/v1/submissions", data=form, files=files)
+            assert accepted.status_code == 202, accepted.text
+            sid = accepted.json()["id"]
+            wait_for(lambda: receiver.hits, 60, "the webhook", cluster.problem(worker))
+            payload = assert_signed_delivery(receiver, sid, base)
+            report = client.get(f"/v1/submissions/{sid}/report").json()
+        REPORT_VALIDATOR.validate(report)
+        assert payload["outcome"] == report["outcome"]
+        named = tmp_path / "named"
+        named.mkdir()
+        for name, rel in FILES:
+            shutil.copy(corpus_file(rel), named / name)
+        meta_args = [a for k, v in META.items() for a in ("--meta", f"{k}={v}")]
+        cli = subprocess.run(
+            [sys.executable, "-m", "gatecheck", "check", "--standard", PROFILE, "--method", METHOD, "--format", "json",
+             *meta_args, *[name for name, _ in FILES]],
+            cwd=named, env=env, capture_output=True, timeout=120, check=False)
+        assert cli.returncode in (0, 1), cli.stderr.decode()[-2000:]
+        assert report == json.loads(cli.stdout)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(api_proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            api_proc.wait(timeout=10)
