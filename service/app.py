@@ -105,7 +105,7 @@ def create_app(
     authenticator: Authenticator | None = None,
 ) -> FastAPI:
     """The API over these backends; ``enqueue(submission_id)`` schedules processing."""
-    metrics = Metrics(queue_depth)
+    metrics = Metrics(queue_depth, task_stats=lambda: state.task_stats())  # workers record them in the store
     auth = authenticator or Authenticator(state, settings.rate_limit_per_minute)
     base_url = settings.public_url.rstrip("/")
     staging = Staging(settings, storage, base_url)
@@ -259,7 +259,7 @@ def create_app(
     @app.get("/metrics", tags=["ops"], response_class=Response,
              responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}})
     def metrics_endpoint() -> Response:
-        """Prometheus text exposition."""
+        """Prometheus text exposition; task counts and durations are read from the state store."""
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     _add_report_schema(app)

@@ -28,6 +28,10 @@ class Status(StrEnum):
 
 TERMINAL = frozenset({Status.DONE, Status.FAILED})
 
+#: Upper bounds (seconds) of the task duration histogram, ``+Inf`` implied. Fixed: both state
+#: backends store one counter per bucket, so changing them would mislabel stored counts.
+TASK_DURATION_BUCKETS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
+
 
 class ApiRole(StrEnum):
     SUBMITTER = "submitter"  # create submissions, read its tenant's
@@ -118,6 +122,23 @@ class StateStore(Protocol):
     def find_api_key(self, key_hash: str) -> tuple[str, ApiRole] | None: ...
 
     def webhook_secret(self, tenant: str) -> str | None: ...
+
+    # task metrics: only workers see tasks finish, and the state store is what they share with the API
+    def record_task(self, outcome: str, status: Status, duration_s: float) -> None:
+        """Count one finished task atomically: +1 for (status, outcome), +1 in its duration bucket, sum, count.
+
+        Call once per submission, by the worker whose terminal ``transition`` returned True.
+        ``status`` must be terminal; a negative duration (clock skew between machines) counts as 0.
+        """
+
+    def task_stats(self) -> dict[str, Any]:
+        """A consistent snapshot of what ``record_task`` counted::
+
+            {"tasks": {(status, outcome): count, ...},
+             "duration": {"buckets": [(le, cumulative count), ..., (inf, count)], "sum": float, "count": int}}
+
+        ``le`` runs over ``TASK_DURATION_BUCKETS`` then ``math.inf``; the ``inf`` bucket equals ``count``.
+        """
 
 
 class Storage(Protocol):

@@ -8,12 +8,13 @@ import dataclasses
 import functools
 import inspect
 import json
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
 from typing import Any, TypeVar, cast
 
-from service.contracts import Status, SubmissionRecord
+from service.contracts import TASK_DURATION_BUCKETS, TERMINAL, Status, SubmissionRecord
 
 FIELDS = frozenset(f.name for f in dataclasses.fields(SubmissionRecord))
 FIXED_FIELDS = frozenset({"id", "tenant", "status", "created_at"})
@@ -21,6 +22,7 @@ STATUS_ORDER: tuple[Status, ...] = tuple(Status)
 MAX_PAGE = 1000
 BATCH = 200
 DEFAULT_IDEMPOTENCY_TTL_S = 24 * 3600.0
+MAX_OUTCOME_LEN = 64  # a metrics label: report outcomes are short words
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -88,6 +90,50 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
         return float(created_at), submission_id
     except (ValueError, TypeError) as e:  # binascii.Error and JSONDecodeError are ValueErrors
         raise ValueError("invalid cursor") from e
+
+
+# --------------------------------------------------------------------------- task metrics
+#
+# Both backends keep the same flat counters (a SQLite table, a Redis hash), one per name:
+#   task|{status}|{outcome}   tasks finished with that status and outcome
+#   le|{bound}                tasks whose duration fell in that bucket (NOT cumulative: one increment each)
+#   sum, count                total duration (seconds) and number of tasks
+# ``record_task`` adds all four in one atomic write; ``task_stats`` reads all in one snapshot.
+
+_TASK, _LE = "task|", "le|"
+_BOUNDS: tuple[float, ...] = (*TASK_DURATION_BUCKETS, math.inf)
+
+
+def _task_increments(outcome: str, status: Status, duration_s: float) -> dict[str, int | float]:
+    """Validate a ``record_task`` call and return the counters it increments, by name."""
+    status = Status(status)
+    if status not in TERMINAL:
+        raise ValueError(f"record_task needs a terminal status, not {status!r}")
+    if not isinstance(outcome, str) or len(outcome) > MAX_OUTCOME_LEN:
+        raise ValueError(f"outcome must be a string of at most {MAX_OUTCOME_LEN} characters")
+    duration = float(duration_s)
+    if not math.isfinite(duration):
+        raise ValueError(f"duration must be finite, not {duration_s!r}")
+    duration = max(0.0, duration)  # started and finished on machines whose clocks disagree
+    bound = next(b for b in _BOUNDS if duration <= b)
+    return {f"{_TASK}{status}|{outcome}": 1, f"{_LE}{bound!r}": 1, "sum": duration, "count": 1}
+
+
+def _task_stats(counters: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``task_stats`` snapshot (cumulative buckets) from the stored counters; unknown names are ignored."""
+    tasks: dict[tuple[str, str], int] = {}
+    for name, value in counters.items():
+        if name.startswith(_TASK):
+            status, _, outcome = name[len(_TASK):].partition("|")
+            tasks[status, outcome] = int(float(value))
+    buckets: list[tuple[float, int]] = []
+    cumulative = 0
+    for bound in _BOUNDS:
+        cumulative += int(float(counters.get(f"{_LE}{bound!r}", 0)))
+        buckets.append((bound, cumulative))
+    return {"tasks": tasks,
+            "duration": {"buckets": buckets, "sum": float(counters.get("sum", 0.0)),
+                         "count": int(float(counters.get("count", 0)))}}
 
 
 def _clamp(limit: int) -> int:

@@ -16,6 +16,8 @@ from service.state_common import (
     _field_updates,
     _record,
     _stamp_new,
+    _task_increments,
+    _task_stats,
     _translate_errors,
     decode_cursor,
     encode_cursor,
@@ -129,6 +131,9 @@ class RedisState:
 
     def _k_secret(self, tenant: str) -> str:
         return f"{self._p}:tenant-secret:{tenant}"
+
+    def _k_task_stats(self) -> str:
+        return f"{self._p}:stats:tasks"
 
     def close(self) -> None:
         self._r.close()
@@ -299,6 +304,25 @@ class RedisState:
     @_redis_errors
     def webhook_secret(self, tenant: str) -> str | None:
         return cast(str | None, self._r.get(self._k_secret(tenant)))
+
+    # ---- task metrics
+
+    @_redis_errors
+    def record_task(self, outcome: str, status: Status, duration_s: float) -> None:
+        """HINCRBY/HINCRBYFLOAT on one hash in MULTI/EXEC: readers never see half of it applied."""
+        key = self._k_task_stats()
+        pipe = self._r.pipeline(transaction=True)
+        for name, inc in _task_increments(outcome, status, duration_s).items():
+            if isinstance(inc, int):
+                pipe.hincrby(key, name, inc)
+            else:
+                pipe.hincrbyfloat(key, name, inc)
+        pipe.execute()
+
+    @_redis_errors
+    def task_stats(self) -> dict[str, Any]:
+        """One HGETALL of the one hash: an atomic snapshot."""
+        return _task_stats(self._r.hgetall(self._k_task_stats()))
 
 
 # --------------------------------------------------------------------------- factory

@@ -20,6 +20,8 @@ from service.state_common import (
     _field_updates,
     _record,
     _stamp_new,
+    _task_increments,
+    _task_stats,
     _translate_errors,
     decode_cursor,
     encode_cursor,
@@ -56,7 +58,11 @@ CREATE TABLE IF NOT EXISTS api_keys (
     role TEXT NOT NULL,
     created_at REAL NOT NULL
 );
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS task_stats (
+    name TEXT PRIMARY KEY,  -- counter names: see state_common (task|status|outcome, le|bound, sum, count)
+    value NUMERIC NOT NULL  -- integer counts; REAL for sum
+);
+PRAGMA user_version = 2;
 """
 
 _sqlite_errors = _translate_errors(lambda e: isinstance(e, sqlite3.OperationalError))
@@ -279,6 +285,23 @@ class SqliteState:
         row = self._conn().execute("SELECT webhook_secret FROM tenants WHERE tenant = ?", (tenant,)).fetchone()
         return row[0] if row else None
 
+    # ---- task metrics
+
+    @_sqlite_errors
+    def record_task(self, outcome: str, status: Status, duration_s: float) -> None:
+        """One multi-row UPSERT: a single statement, so all four counters change together or not at all."""
+        incs = _task_increments(outcome, status, duration_s)
+        self._conn().execute(
+            f"INSERT INTO task_stats (name, value) VALUES {', '.join(['(?, ?)'] * len(incs))} "
+            "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            [x for pair in incs.items() for x in pair],
+        )
+
+    @_sqlite_errors
+    def task_stats(self) -> dict[str, Any]:
+        """One SELECT: one snapshot under WAL, never half of a ``record_task``."""
+        return _task_stats(dict(self._conn().execute("SELECT name, value FROM task_stats").fetchall()))
+
 
 # --------------------------------------------------------------------------- Redis
 #
@@ -290,6 +313,7 @@ class SqliteState:
 #   {p}:idem:{len(tenant)}:{tenant}:{key}  JSON {"hash", "response"}, SET NX with a TTL
 #   {p}:key:{sha256}               "tenant|role"
 #   {p}:tenant-secret:{tenant}     webhook secret
+#   {p}:stats:tasks                hash: task metrics counters (names in state_common), HINCRBY in MULTI
 #
 # A hash of JSON values rather than one JSON string: the Lua scripts then compare and set
 # fields without decoding JSON in Redis, whose cjson would round floats to 14 digits and turn

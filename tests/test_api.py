@@ -550,6 +550,34 @@ def test_healthz_readyz_metrics(env: Env, monkeypatch: pytest.MonkeyPatch) -> No
     assert "gatecheck_http_request_duration_seconds_bucket" in text
 
 
+def test_metrics_task_series_come_from_the_state_store(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers record finished tasks in the state store; /metrics renders them at scrape time."""
+    text = env.client.get("/metrics").text
+    assert "# TYPE gatecheck_tasks_total counter" in text and "gatecheck_tasks_total{" not in text
+    assert 'gatecheck_task_duration_seconds_bucket{le="+Inf"} 0.0' in text
+    env.state.record_task("attention", Status.DONE, 1.5)  # what a worker does after winning DONE
+    env.state.record_task("", Status.FAILED, 0.1)
+    text = env.client.get("/metrics").text
+    assert 'gatecheck_tasks_total{outcome="attention",status="done"} 1.0' in text
+    assert 'gatecheck_tasks_total{outcome="",status="failed"} 1.0' in text
+    assert "# TYPE gatecheck_task_duration_seconds histogram" in text
+    assert 'gatecheck_task_duration_seconds_bucket{le="0.25"} 1.0' in text
+    assert 'gatecheck_task_duration_seconds_bucket{le="1.0"} 1.0' in text
+    assert 'gatecheck_task_duration_seconds_bucket{le="2.0"} 2.0' in text
+    assert 'gatecheck_task_duration_seconds_bucket{le="+Inf"} 2.0' in text
+    assert "gatecheck_task_duration_seconds_count 2.0" in text
+    assert "gatecheck_task_duration_seconds_sum 1.6" in text
+
+    def down() -> dict[str, Any]:
+        raise StateUnavailable("redis down")
+
+    monkeypatch.setattr(env.state, "task_stats", down)
+    r = env.client.get("/metrics")
+    assert r.status_code == 200  # the task series are left out, the rest still served
+    assert "gatecheck_tasks" not in r.text and "gatecheck_task_duration" not in r.text
+    assert "gatecheck_queue_depth 7.0" in r.text and "gatecheck_http_requests_total" in r.text
+
+
 def test_request_id_and_logs_carry_ids_but_no_names(env: Env, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="gatecheck.api")
     r = env.post([("Jane Smith private diary.docx", docx_bytes())],

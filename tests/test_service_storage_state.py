@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import pickle
 import threading
@@ -20,7 +21,14 @@ from typing import Any
 import httpx
 import pytest
 
-from service.contracts import ApiRole, Status, StoredFile, SubmissionRecord, submission_prefix
+from service.contracts import (
+    TASK_DURATION_BUCKETS,
+    ApiRole,
+    Status,
+    StoredFile,
+    SubmissionRecord,
+    submission_prefix,
+)
 from service.state import (
     RedisState,
     SqliteState,
@@ -504,6 +512,86 @@ def test_expired(state: SqliteState | RedisState) -> None:
     assert {r.id for r in state.expired(now + 1)} == {r.id for r in new}
 
 
+# --------------------------------------------------------------------------- state: task metrics
+
+
+def _consistent(stats: dict[str, Any]) -> None:
+    """One snapshot of one ``record_task`` at a time: count, +Inf bucket and per-label counts agree."""
+    d = stats["duration"]
+    assert [le for le, _ in d["buckets"]] == [*TASK_DURATION_BUCKETS, math.inf]
+    cumulative = [n for _, n in d["buckets"]]
+    assert cumulative == sorted(cumulative)
+    assert d["count"] == cumulative[-1] == sum(stats["tasks"].values())
+
+
+def test_task_stats_record_and_buckets(state: SqliteState | RedisState) -> None:
+    empty = state.task_stats()
+    _consistent(empty)
+    assert empty["tasks"] == {} and empty["duration"]["sum"] == 0.0 and empty["duration"]["count"] == 0
+    state.record_task("pass", Status.DONE, 0.25)  # on a bound: le is inclusive
+    state.record_task("pass", Status.DONE, 3.0)
+    state.record_task("attention", Status.DONE, 1000.0)  # beyond the last bound: +Inf only
+    state.record_task("", Status.FAILED, -2.0)  # clocks of two machines disagree: counts as 0 s
+    state.record_task("odd|outcome", "failed", 0.5)  # the separator in a label, status as plain string
+    stats = state.task_stats()
+    _consistent(stats)
+    assert stats["tasks"] == {("done", "pass"): 2, ("done", "attention"): 1, ("failed", ""): 1,
+                              ("failed", "odd|outcome"): 1}
+    assert stats["duration"]["count"] == 5 and stats["duration"]["sum"] == 0.25 + 3.0 + 1000.0 + 0.5
+    cumulative = dict(stats["duration"]["buckets"])
+    assert (cumulative[0.25], cumulative[0.5], cumulative[1.0], cumulative[2.0], cumulative[5.0]) == (2, 3, 3, 3, 4)
+    assert cumulative[900.0] == 4 and cumulative[math.inf] == 5
+    for bad in (("x", Status.QUEUED, 1.0), ("x", Status.PROCESSING, 1.0), ("x", Status.DONE, math.nan),
+                ("x", Status.DONE, math.inf), ("x" * 65, Status.DONE, 1.0), ("x", "bogus", 1.0)):
+        with pytest.raises(ValueError):
+            state.record_task(*bad)
+    assert state.task_stats() == stats  # refused calls counted nothing
+    if isinstance(state, RedisState):  # one hash under {prefix}:stats:
+        assert state._r.type(f"{state._p}:stats:tasks") == "hash"
+
+
+def test_record_task_is_atomic_under_concurrency(state: SqliteState | RedisState) -> None:
+    """8 writers x 50 records: exact totals; a reader alongside never sees half of a record."""
+    outcomes = ("pass", "attention", "fail")
+    snapshots: list[dict[str, Any]] = []
+
+    def work(i: int) -> None:
+        if i == 8:  # the reader
+            for _ in range(100):
+                snapshots.append(state.task_stats())
+            return
+        for j in range(50):
+            state.record_task(outcomes[j % 3], Status.DONE if i % 2 else Status.FAILED, 0.5 * (j % 4))
+
+    run_threads(9, work)
+    for snap in snapshots:
+        _consistent(snap)
+    stats = state.task_stats()
+    _consistent(stats)
+    per_thread = {o: sum(1 for j in range(50) if outcomes[j % 3] == o) for o in outcomes}  # 17, 17, 16
+    assert stats["tasks"] == {(s, o): 4 * n for s in ("done", "failed") for o, n in per_thread.items()}
+    d = stats["duration"]
+    assert d["count"] == 400 and d["sum"] == 8 * sum(0.5 * (j % 4) for j in range(50))  # halves add exactly
+    cumulative = dict(d["buckets"])
+    assert (cumulative[0.25], cumulative[0.5], cumulative[1.0], cumulative[2.0]) == (104, 208, 304, 400)
+
+
+def test_task_stats_shared_between_instances(make_state: Callable[..., SqliteState | RedisState],
+                                             request: pytest.FixtureRequest) -> None:
+    """Workers record, the API reads: a second store object on the same database sees the counts."""
+    writer = make_state()
+    reader: SqliteState | RedisState
+    if isinstance(writer, SqliteState):
+        reader = SqliteState(writer.path)
+    else:
+        reader = RedisState(request.getfixturevalue("redis_url"), prefix=writer._p)
+    try:
+        writer.record_task("pass", Status.DONE, 1.5)
+        assert reader.task_stats()["tasks"] == {("done", "pass"): 1}
+        assert reader.task_stats()["duration"]["sum"] == 1.5
+    finally:
+        reader.close()
+
 def test_sqlite_persists_and_is_shared_across_instances(tmp_path: Path) -> None:
     a = SqliteState(tmp_path / "db.sqlite3")
     rec = record()
@@ -542,6 +630,10 @@ def test_redis_unreachable_is_unavailable() -> None:
         st.get("x")
     with pytest.raises(StateUnavailable):
         list(st.expired(time.time()))
+    with pytest.raises(StateUnavailable):
+        st.record_task("pass", Status.DONE, 1.0)
+    with pytest.raises(StateUnavailable):
+        st.task_stats()
 
 
 def test_state_from_env_sqlite(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ from referencing import Registry, Resource
 from service import webhooks
 from service.contracts import Status, StoredFile, SubmissionRecord, submission_prefix
 from service.settings import Settings
-from service.state import RedisState, SqliteState
+from service.state import RedisState, SqliteState, StateUnavailable
 from service.storage import LocalStorage, MinioStorage
 from tests.conftest import corpus_file
 from tests.servers import require_redis_server, start_moto, start_redis
@@ -104,6 +104,11 @@ def cli_report(tmp: Path, monkeypatch: pytest.MonkeyPatch, files: list[tuple[str
 def read_json(storage: Any, key: str) -> Any:
     with contextlib.closing(storage.get(key)) as fh:
         return json.loads(fh.read())
+
+
+def task_counts(state: Any) -> dict[tuple[str, str], int]:
+    """What the workers recorded for /metrics: finished tasks by (status, outcome)."""
+    return dict(state.task_stats()["tasks"])
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str,
@@ -178,6 +183,31 @@ def test_duplicate_delivery_is_a_no_op(embedded: Embedded) -> None:
     assert first is not None and again is not None
     assert again.to_dict() == first.to_dict()  # not touched: same attempts, same updated_at
     assert embedded.notified == [sid]  # one webhook for one terminal state
+    # counted once, by the delivery that won the DONE transition, with its duration
+    assert task_counts(embedded.state) == {("done", first.outcome): 1}
+    duration = embedded.state.task_stats()["duration"]
+    assert first.started_at and first.finished_at
+    assert duration["count"] == 1 and duration["sum"] == pytest.approx(first.finished_at - first.started_at)
+    # a late hard-time-limit report for the same message loses the transition: nothing more counted
+    tasks.process_submission.on_failure(TimeLimitExceeded(900), "task-id", (sid,), {}, None)
+    assert task_counts(embedded.state) == {("done", first.outcome): 1}
+    assert embedded.state.task_stats()["duration"]["count"] == 1
+
+
+def test_metrics_failure_never_fails_the_task(embedded: Embedded, monkeypatch: pytest.MonkeyPatch) -> None:
+    def down(*_: Any) -> None:
+        raise StateUnavailable("metrics store down")
+
+    monkeypatch.setattr(embedded.state, "record_task", down)
+    sid = make_record(embedded.state, embedded.storage, callback_url="http://127.0.0.1:9/hook")
+    assert tasks.process_submission(sid) == "done"
+    rec = embedded.state.get(sid)
+    assert rec is not None and rec.status is Status.DONE and rec.attempts == 1
+    assert embedded.notified == [sid]  # the webhook still goes out
+    failing = make_record(embedded.state, embedded.storage, profile="st9999-withdrawn")
+    assert tasks.process_submission(failing) == "profile_unavailable"
+    monkeypatch.undo()
+    assert task_counts(embedded.state) == {}
 
 
 def test_attempts_past_max_fail_worker_crashed(embedded: Embedded) -> None:
@@ -191,6 +221,7 @@ def test_attempts_past_max_fail_worker_crashed(embedded: Embedded) -> None:
     assert rec is not None and rec.status is Status.FAILED and rec.error_code == "worker_crashed"
     assert rec.remedy and rec.error_message and rec.finished_at
     assert not embedded.storage.exists(submission_prefix(TENANT, sid) + "report.json")
+    assert task_counts(embedded.state) == {("failed", ""): 1}
 
 
 def test_missing_object_fails_file_missing(embedded: Embedded) -> None:
@@ -201,6 +232,9 @@ def test_missing_object_fails_file_missing(embedded: Embedded) -> None:
     assert rec is not None and rec.status is Status.FAILED and rec.error_code == "file_missing"
     assert "presentation.pptx" in (rec.error_message or "") and rec.remedy
     assert embedded.notified == [sid]  # failures are announced too
+    assert task_counts(embedded.state) == {("failed", ""): 1}
+    assert tasks.process_submission(sid) == "duplicate"
+    assert task_counts(embedded.state) == {("failed", ""): 1}
 
 
 def test_changed_object_fails_file_corrupt(embedded: Embedded) -> None:
@@ -231,6 +265,7 @@ def test_unexpected_error_retries_then_internal_error(embedded: Embedded, monkey
     rec = embedded.state.get(sid)
     assert rec is not None and rec.status is Status.FAILED and rec.error_code == "internal_error"
     assert len(calls) == rec.attempts == embedded.settings.max_attempts
+    assert task_counts(embedded.state) == {("failed", ""): 1}  # one submission, however many attempts
 
 
 def test_soft_time_limit_fails_timeout(embedded: Embedded, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -251,6 +286,8 @@ def test_hard_time_limit_is_recorded_by_on_failure(embedded: Embedded) -> None:
     tasks.process_submission.on_failure(TimeLimitExceeded(900), "task-id", (sid,), {}, None)
     rec = embedded.state.get(sid)
     assert rec is not None and rec.status is Status.FAILED and rec.error_code == "timeout"
+    tasks.process_submission.on_failure(TimeLimitExceeded(900), "task-id", (sid,), {}, None)  # reported twice
+    assert task_counts(embedded.state) == {("failed", ""): 1}
 
 
 def test_purge_expired_deletes_records_and_objects(embedded: Embedded) -> None:
@@ -519,6 +556,7 @@ def test_real_worker_redis_s3_end_to_end(cluster: Cluster, receiver: Receiver, t
     assert report == cli_report(tmp_path, monkeypatch)
     wait_for(lambda: receiver.hits, 20, "the webhook", cluster.problem(worker))
     assert assert_signed_delivery(receiver, sid, "http://gatecheck.test")["outcome"] == rec.outcome
+    assert task_counts(cluster.state) == {("done", rec.outcome): 1}  # recorded by the worker, read here
 
 
 def test_sigkill_of_pool_child_requeues_and_finishes_once(cluster: Cluster) -> None:
@@ -536,6 +574,7 @@ def test_sigkill_of_pool_child_requeues_and_finishes_once(cluster: Cluster) -> N
     assert rec.status is Status.DONE and rec.attempts == 2, rec
     time.sleep(1.0)  # a second delivery, if there were one, would show up as a third attempt
     assert cluster.status(sid).attempts == 2
+    assert task_counts(cluster.state) == {("done", rec.outcome or ""): 1}
 
 
 def test_sigkill_of_worker_node_then_restart_finishes_once(cluster: Cluster) -> None:
