@@ -32,18 +32,38 @@ __all__ = [
 
 
 def iter_extract(
-    paths: Iterable[str | Path], *, mode: CountMode = CountMode.WORD, limits: Limits = DEFAULT_LIMITS
+    paths: Iterable[str | Path],
+    *,
+    mode: CountMode = CountMode.WORD,
+    limits: Limits = DEFAULT_LIMITS,
+    sandbox: bool = False,
 ) -> Iterator[tuple[str, Result]]:
-    """Yield (input, result) per input path, so callers can show progress."""
+    """Yield (input, result) per input path, so callers can show progress.
+
+    ``sandbox=True`` parses each file in a child process under ``limits``' time and
+    memory caps (extractors.sandbox): what a service needs for untrusted uploads.
+    In-process (the default) is for the CLI on the user's own files.
+    """
+    if sandbox:
+        from .sandbox import extract_any_sandboxed  # multiprocessing only when asked for
+
+        for raw in paths:
+            display = str(raw)
+            yield display, extract_any_sandboxed(Path(raw), display, mode, limits)
+        return
     for raw in paths:
         display = str(raw)
         yield display, extract_any(Path(raw), display, mode, limits)
 
 
 def extract_paths(
-    paths: Iterable[str | Path], *, mode: CountMode = CountMode.WORD, limits: Limits = DEFAULT_LIMITS
+    paths: Iterable[str | Path],
+    *,
+    mode: CountMode = CountMode.WORD,
+    limits: Limits = DEFAULT_LIMITS,
+    sandbox: bool = False,
 ) -> Result:
     out = Result()
-    for _, result in iter_extract(paths, mode=mode, limits=limits):
+    for _, result in iter_extract(paths, mode=mode, limits=limits, sandbox=sandbox):
         out.extend(result)
     return out

@@ -25,6 +25,8 @@ class ErrorCode(StrEnum):
     HOSTILE_XML = "hostile_xml"
     UNSAFE_PATH = "unsafe_path"
     NOT_FOUND = "not_found"
+    TIMEOUT = "timeout"
+    PARSER_CRASHED = "parser_crashed"
     INTERNAL = "internal_error"
 
 
@@ -41,6 +43,10 @@ _REMEDIES: dict[ErrorCode, str] = {
     ErrorCode.HOSTILE_XML: "The document contains XML constructs Office never writes; re-save it in Word/PowerPoint.",
     ErrorCode.UNSAFE_PATH: "The archive contains unsafe entry names; re-create the zip from the original files.",
     ErrorCode.NOT_FOUND: "Check the path and try again.",
+    ErrorCode.TIMEOUT: "The file is too complex to read in time: re-save or re-export it (e.g. Save As .docx or PDF), "
+    "or split it, and upload again.",
+    ErrorCode.PARSER_CRASHED: "The file made the reader crash: re-save or re-export the file (e.g. Save As .docx or "
+    "PDF) and upload again.",
     ErrorCode.INTERNAL: "An unexpected problem occurred; report it with the file's sha256.",
 }
 

@@ -27,6 +27,10 @@ class Limits:
     max_zip_depth: int = 2  # zip inside zip inside a portfolio
     max_pdf_pages: int = 5_000
     media_scan_packets: int = 200_000  # bounded packet scan when the header has no duration
+    # Sandbox (extractors.sandbox): each parse runs in a child process with these caps.
+    max_parse_seconds: int = 60  # wall clock per input; the hostile-file bar is 30 s
+    max_parse_memory_bytes: int = 1024 * MiB  # RLIMIT_AS of the child (address space, not RSS)
+    sandbox_recycle_after: int = 50  # replace a child after this many inputs (slow leaks in lxml/pdfium/FFmpeg)
 
     @classmethod
     def from_env(cls) -> Limits:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import posixpath
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,14 +60,22 @@ def extract_any(path: Path, display: str, mode: CountMode, limits: Limits, depth
     return out
 
 
-def _folder(root: Path, display: str, mode: CountMode, limits: Limits) -> Result:
-    out = Result()
+def folder_files(root: Path, display: str) -> Iterator[tuple[Path, str, str]]:
+    """(path, display name, evidence group) of every file worth reading under ``root``, in a stable order.
+
+    Shared with the sandbox, which walks folders in the parent and parses each file in a child.
+    """
     for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
         rel = path.relative_to(root).as_posix()
-        if is_junk(rel):
-            continue
-        sub = extract_any(path, posixpath.join(display, rel), mode, limits)
-        _set_group(sub, posixpath.dirname(rel))
+        if not is_junk(rel):
+            yield path, posixpath.join(display, rel), posixpath.dirname(rel)
+
+
+def _folder(root: Path, display: str, mode: CountMode, limits: Limits) -> Result:
+    out = Result()
+    for path, name, group in folder_files(root, display):
+        sub = extract_any(path, name, mode, limits)
+        set_group(sub, group)
         out.extend(sub)
     return out
 
@@ -81,7 +90,7 @@ def _archive(path: Path, display: str, mode: CountMode, limits: Limits, depth: i
             target = Path(tmp) / f"m{n:05d}"
             _copy_member(zf, info, target, limits)
             sub = extract_any(target, f"{display}/{info.filename}", mode, limits, depth + 1)
-            _set_group(sub, posixpath.dirname(info.filename))
+            set_group(sub, posixpath.dirname(info.filename))
             out.extend(sub)
             target.unlink(missing_ok=True)
     return out
@@ -98,7 +107,7 @@ def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, limit
             out.write(chunk)
 
 
-def _set_group(result: Result, group: str) -> None:
+def set_group(result: Result, group: str) -> None:
     for doc in result.documents:
         if doc.group is None:
             doc.group = group

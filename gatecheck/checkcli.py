@@ -56,7 +56,8 @@ def check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         meta = _pairs(args.meta, "--meta")
     except ValueError as exc:
         return _usage(err, str(exc))
-    report = api.check_paths(paths, prof, method, roles=roles, meta=meta, limits=Limits.from_env()).to_dict()
+    report = api.check_paths(paths, prof, method, roles=roles, meta=meta, limits=Limits.from_env(),
+                             sandbox=args.sandbox).to_dict()
     if args.format == "json":
         json.dump(report, out, ensure_ascii=False, indent=2)
         out.write("\n")

@@ -22,6 +22,8 @@ from extractors.limits import Limits
 from . import textreport
 
 EXTRACT_SCHEMA = "gatecheck.extract/1"
+SANDBOX_HELP = ("parse each file in a child process with a time and memory cap "
+                "(GATECHECK_MAX_PARSE_SECONDS, GATECHECK_MAX_PARSE_MEMORY_BYTES); for untrusted files")
 
 
 def sample_path() -> Path:
@@ -44,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ex.add_argument("--blocks", action="store_true", help="include every located block in JSON output")
     ex.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
+    ex.add_argument("--sandbox", action="store_true", help=SANDBOX_HELP)
     ck = sub.add_parser("check", help="check a submission against a standard's gateway rules")
     ck.add_argument("paths", nargs="*", metavar="PATH", help="files, folders or zip portfolios of one submission")
     ck.add_argument("--standard", required=True, help="standard code (ST0505) or profile id")
@@ -53,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="gateway metadata")
     ck.add_argument("--format", choices=("json", "text", "html"), default="text")
     ck.add_argument("--sample", action="store_true", help="add the embedded sample report")
+    ck.add_argument("--sandbox", action="store_true", help=SANDBOX_HELP)
     st = sub.add_parser("standards", help="list standards profiles and their methods")
     st.add_argument("--format", choices=("json", "text"), default="text")
     sv = sub.add_parser("serve", help="run the HTTP API and one worker locally (data in $GATECHECK_DATA_DIR)")
@@ -92,7 +96,8 @@ def _extract(parser: argparse.ArgumentParser, args: argparse.Namespace, out: Tex
     mode = CountMode(args.count_mode)
     show_progress = not args.no_progress and err.isatty() and len(paths) > 1
     result = Result()
-    for n, (_, res) in enumerate(iter_extract(paths, mode=mode, limits=Limits.from_env()), start=1):
+    results = iter_extract(paths, mode=mode, limits=Limits.from_env(), sandbox=args.sandbox)
+    for n, (_, res) in enumerate(results, start=1):
         result.extend(res)
         if show_progress:
             textreport.progress(err, n, len(paths))

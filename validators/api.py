@@ -21,13 +21,17 @@ def check_paths(
     meta: dict[str, str] | None = None,
     mode: CountMode = CountMode.WORD,
     limits: Limits = DEFAULT_LIMITS,
+    sandbox: bool = False,
 ) -> runner.Report:
-    """Extract every input (files, folders, zips) and run the method's checks."""
+    """Extract every input (files, folders, zips) and run the method's checks.
+
+    ``sandbox=True``: parse each file in a time- and memory-capped child (the worker does, for untrusted uploads).
+    """
     if method_id not in profile.methods:
         raise KeyError(f"{profile.id} has no method {method_id!r}; it has {', '.join(profile.methods)}")
     docs = []
     errors: list[dict[str, str]] = []
-    for _, result in iter_extract(paths, mode=mode, limits=limits):
+    for _, result in iter_extract(paths, mode=mode, limits=limits, sandbox=sandbox):
         docs.extend((d, d.group is not None) for d in result.documents)
         errors.extend(result.errors)
     sub = submission.build(docs, errors, roles or {}, meta or {})

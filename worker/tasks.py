@@ -155,12 +155,14 @@ INTERNAL_ERROR = Failure(
 
 def _fail(svc: Services, submission_id: str, failure: Failure) -> bool:
     """Record a terminal failure (once) and notify; False if something else already finished it."""
+    finished_at = time.time()
     done = svc.state.transition(
         submission_id, ACTIVE, Status.FAILED, error_code=failure.code, error_message=failure.message,
-        remedy=failure.remedy, finished_at=time.time(), progress="",
+        remedy=failure.remedy, finished_at=finished_at, progress="",
     )
     if done:
         _event("submission_failed", logging.WARNING, submission_id=submission_id, code=failure.code)
+        _count_task(svc, submission_id, Status.FAILED, None, finished_at)
         _after_terminal(svc, submission_id)
     return done
 
@@ -169,6 +171,26 @@ def _after_terminal(svc: Services, submission_id: str) -> None:
     rec = svc.state.get(submission_id)
     if rec is not None and rec.callback_url:
         deliver_webhook.delay(submission_id)
+
+
+def _count_task(svc: Services, submission_id: str, status: Status, outcome: str | None, finished_at: float,
+                started_at: float | None = None) -> None:
+    """Add a finished task to the metrics in the state store (read by the API's /metrics).
+
+    Only the caller whose terminal ``transition`` returned True calls this, so each
+    submission is counted once however often its message is delivered. Metrics are
+    best effort: a failure here is logged and never fails or retries the task.
+    ``started_at`` unknown (a failure path): read from the record; a submission that
+    never started (crashed before its PROCESSING transition) counts as 0 s.
+    """
+    try:
+        if started_at is None:
+            rec = svc.state.get(submission_id)
+            started_at = rec.started_at if rec is not None else None
+        duration = finished_at - started_at if started_at else 0.0
+        svc.state.record_task(outcome or "", status, max(0.0, duration))
+    except Exception as exc:
+        _event("task_metrics_error", logging.WARNING, submission_id=submission_id, exception=type(exc).__name__)
 
 
 # -- process_submission ---------------------------------------------------------------------------------
@@ -229,7 +251,8 @@ def _process(task: Task, svc: Services, submission_id: str) -> str:
     if attempts > svc.settings.max_attempts:
         _fail(svc, submission_id, worker_crashed(attempts))
         return "worker_crashed"
-    if not svc.state.transition(submission_id, ACTIVE, Status.PROCESSING, started_at=time.time(),
+    started_at = time.time()
+    if not svc.state.transition(submission_id, ACTIVE, Status.PROCESSING, started_at=started_at,
                                 progress="checking"):
         return "finished_elsewhere"
     _event("submission_started", submission_id=submission_id, attempt=attempts)
@@ -247,6 +270,7 @@ def _process(task: Task, svc: Services, submission_id: str) -> str:
         _event("finished_elsewhere", submission_id=submission_id)
         return "finished_elsewhere"
     _event("submission_done", submission_id=submission_id, outcome=fields["outcome"], attempt=attempts)
+    _count_task(svc, submission_id, Status.DONE, fields["outcome"], fields["finished_at"], started_at)
     _after_terminal(svc, submission_id)
     return "done"
 
@@ -326,8 +350,9 @@ def _check(svc: Services, rec: SubmissionRecord) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=JOB_PREFIX, dir=work_dir(svc.settings)) as tmp:
         inputs = [_download(svc.storage, f, Path(tmp), n) for n, f in enumerate(rec.files)]
         paths = cast(list[str | Path], inputs)  # os.PathLike: see _Upload
+        # sandbox: a parser hang, memory blow-up or native crash fails that file, never this worker.
         report = check_paths(paths, profile, rec.method, roles=roles, meta=dict(rec.meta),
-                             limits=Limits.from_env())
+                             limits=Limits.from_env(), sandbox=True)
     prefix = submission_prefix(rec.tenant, rec.id)
     extracted_key, report_key = prefix + "extracted.json", prefix + "report.json"
     _put_json(svc.storage, extracted_key, extract_model(report))
