@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from timing import median_seconds  # noqa: E402  (benchmarks/ is the script directory)
 
 from extractors import extract_paths  # noqa: E402
 from tests.conftest import CORPUS  # noqa: E402
@@ -49,15 +49,6 @@ def build(tmp: Path) -> tuple[list[Path], list[Path]]:
     return am1, [folder]
 
 
-def timed(fn: object, rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()  # type: ignore[operator]
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
@@ -68,8 +59,8 @@ def main() -> None:
         am1, am2 = build(Path(raw))
         for method, paths in (("AM1", am1), ("AM2", am2)):
             api.check_paths(paths, prof, method)  # warm-up
-            ext = timed(lambda p=paths: extract_paths(p), args.rounds)
-            chk = timed(lambda p=paths, m=method: api.check_paths(p, prof, m), args.rounds)
+            ext = median_seconds(lambda p=paths: extract_paths(p), args.rounds)
+            chk = median_seconds(lambda p=paths, m=method: api.check_paths(p, prof, m), args.rounds)
             outcome = api.check_paths(paths, prof, method).outcome
             print(f"| {method} | {len(extract_paths(paths).documents)} docs | extract {ext * 1000:.0f} ms | "
                   f"check {chk * 1000:.0f} ms | ratio {chk / ext:.2f} | outcome {outcome} |")

@@ -16,10 +16,8 @@ The corpus is ../shared/corpus from the repository root, or $GATECHECK_CORPUS (o
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -29,6 +27,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from timing import median_seconds  # noqa: E402  (benchmarks/ is the script directory)
 
 from extractors import ExtractionError, extract_file  # noqa: E402
 from extractors.model import Document  # noqa: E402
@@ -107,16 +107,6 @@ def corpus_docs(corpus: Path, formats: list[str]) -> list[Document]:
     return docs
 
 
-def timed(fn: Callable[[], object], rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        gc.collect()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def throughput(docs: list[Document], rounds: int) -> dict[str, Any]:
     texts = [b.text for d in docs for b in d.blocks if b.text.strip()]
     parsed = lang.parse(texts)
@@ -156,7 +146,7 @@ def throughput(docs: list[Document], rounds: int) -> dict[str, Any]:
     for name, fn in (("spaCy parse, cache cleared", cold_parse), ("reflective rule", reflective_rule),
                      ("opinion/observation rule", opinion_rule), ("I/we counting", pronouns),
                      ("sensitive-data scan", sensitive), ("4 checks end to end, cache cleared", checks)):
-        secs = timed(fn, rounds)
+        secs = median_seconds(fn, rounds)
         out[name] = {"seconds": round(secs, 4), "sentences_per_s": round(n_sent / secs) if secs else None}
     lang.parse(texts)  # leave the cache warm for anyone calling after us
     return out

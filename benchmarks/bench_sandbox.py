@@ -15,34 +15,23 @@ Run from anywhere; the corpus is ``../shared/corpus`` or ``$GATECHECK_CORPUS``.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from timing import median_seconds  # noqa: E402  (benchmarks/ is the script directory)
+
 from extractors import CountMode, Limits  # noqa: E402
-from extractors.portfolio import Result, extract_any  # noqa: E402
+from extractors.portfolio import extract_any  # noqa: E402
 from extractors.sandbox import SandboxPool  # noqa: E402
 
 LIMITS = Limits()
-
-
-def timed(fn: Callable[[], Result], rounds: int) -> float:
-    """Median wall time of ``fn`` over ``rounds`` calls, in seconds."""
-    times = []
-    for _ in range(rounds):
-        gc.collect()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def corpus_files(corpus: Path, formats: list[str]) -> list[Path]:
@@ -55,8 +44,8 @@ def per_file(pool: SandboxPool, files: list[Path], rounds: int) -> list[tuple[st
     """(name, in-process s, sandboxed s) per file."""
     rows = []
     for path in files:
-        inside = timed(lambda p=path: extract_any(p, p.name, CountMode.WORD, LIMITS), rounds)
-        sandboxed = timed(lambda p=path: pool.extract(p, p.name, CountMode.WORD, LIMITS), rounds)
+        inside = median_seconds(lambda p=path: extract_any(p, p.name, CountMode.WORD, LIMITS), rounds)
+        sandboxed = median_seconds(lambda p=path: pool.extract(p, p.name, CountMode.WORD, LIMITS), rounds)
         rows.append((path.name, inside, sandboxed))
     return rows
 

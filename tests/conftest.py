@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,3 +25,13 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.skip("shared corpus not present")
     return CORPUS
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Any]:
+    """The API over real SQLite + local disk with two tenants and a key per role (tests/test_api.py)."""
+    from tests.test_api import make_env
+
+    e = make_env(tmp_path)
+    yield e
+    e.state.close()

@@ -16,7 +16,7 @@ import os
 import re
 import time
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,13 +95,6 @@ def make_env(tmp_path: Path, **overrides: Any) -> Env:
             state.add_api_key(tenant, digest, role)
             env.keys[tenant, role] = plaintext
     return env
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
-    e = make_env(tmp_path)
-    yield e
-    e.state.close()
 
 
 def sha(data: bytes) -> str:

@@ -9,7 +9,6 @@ status codes, typed errors, what ends up stored, and that a rejection stores not
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import json
 import stat
@@ -35,23 +34,12 @@ from service.state import SqliteState
 from service.storage import MinioStorage
 from tests.conftest import corpus_file
 from tests.servers import start_moto
-from tests.test_api import STANDARD, Env, docx_bytes, make_env
+from tests.test_api import STANDARD, Env, docx_bytes, make_env, sha
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 VIDEO = "media/mdn_rabbit320.mp4"
 LEGACY_DOC = "bad/poi_SampleDoc_legacy_word97.doc"
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
-    e = make_env(tmp_path)
-    yield e
-    e.state.close()
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def create_uploads(env: Env, files: list[tuple[str, int]], tenant: str = "acme",
