@@ -21,6 +21,8 @@ if [ "$dev" = 1 ]; then
   command -v soffice >/dev/null || apt_pkgs+=(libreoffice-writer-nogui)
   # A real Redis server for the broker/state integration tests (the tests start and stop it).
   command -v redis-server >/dev/null || apt_pkgs+=(redis-server)
+  # ClamAV daemon for the malware-scan tests (they load a test signature set; production runs freshclam).
+  command -v clamd >/dev/null || apt_pkgs+=(clamav-daemon)
 fi
 if [ "${#apt_pkgs[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
