@@ -14,6 +14,11 @@ Why it works the way it does:
   real video stream exists.
 * Library exceptions are translated once, here: a demuxer FFmpeg recognises but we do not accept gives
   ``UNSUPPORTED_FORMAT``; everything else unreadable gives ``CORRUPT``. No library message is ever inspected.
+* A header duration over a day (``_PLAUSIBLE_S``; evidence media runs minutes) is a claim to check, not a fact:
+  a Matroska ``Duration`` element, or an MP4's sample tables, can say 10^6 hours in a 1 MB file (reliability
+  catalogue test 21). The same bounded demux-only scan then measures the packets: if it reads them all and they
+  span less than half the claim, that span is reported (``duration_source="packet_scan"``); otherwise the claim
+  stays. Either way a warning says the header's duration is implausible, so a person sees why.
 * A truncated file whose header FFmpeg cannot read at all (``bad/truncated_pymediainfo_sample.mkv``: its Matroska
   header ends mid-element, so no stream or duration can be trusted) raises ``CORRUPT`` rather than guessing.
   A truncated MP4 whose header is intact (``tinytag_test.m4a``) keeps its header duration plus a warning, found
@@ -26,7 +31,7 @@ import io
 import os
 import struct
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, ClassVar
@@ -49,9 +54,13 @@ _DEMUXERS = (
 )
 _OPEN_OPTIONS: dict[str, str] = {"format_whitelist": _DEMUXERS, "protocol_whitelist": "none"}
 # What a broken or hostile file can make PyAV (or the file object) raise. av.FFmpegError covers every av.error.*.
-_LIBRARY_ERRORS: tuple[type[BaseException], ...] = (av.FFmpegError, OSError, ValueError, EOFError, ArithmeticError)
+_LIBRARY_ERRORS: tuple[type[BaseException], ...] = (av.FFmpegError, OSError, ValueError, EOFError, ArithmeticError,
+                                                    IndexError)  # demux(): a packet of a stream FFmpeg added after
+# open (FLV creates streams mid-file) has no PyAV stream: IndexError (tests/data/fuzz_regressions/).
 _ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC: a cover image, not a video track
 _MAX_MP4_BOXES = 10_000  # top-level boxes walked for the truncation check; real files have a handful
+#: A header duration above this is checked against the packets (see the module docstring).
+_PLAUSIBLE_S = 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +77,7 @@ class _Duration:
     seconds: float | None
     source: str
     warnings: tuple[str, ...] = ()
+    complete: bool = True  # a packet scan that read every packet (not stopped by the cap or damage)
 
 
 def probe(source: Path | BinaryIO, limits: Limits, name: str = "") -> MediaInfo:
@@ -161,7 +171,13 @@ def _probe_open(fh: BinaryIO, limits: Limits, label: str) -> MediaInfo:
         if not streams:
             raise ExtractionError(ErrorCode.UNSUPPORTED_FORMAT, f"{label}: no audio or video stream")
         kind = "video" if any(s.type == "video" for s in streams) else "audio"
-        duration = _header_duration(container, streams) or _scan_duration(container, streams, limits, label)
+        header = _header_duration(container, streams)
+        if header is None:
+            duration = _scan_duration(container, streams, limits, label)
+        elif header.seconds is not None and header.seconds > _PLAUSIBLE_S:
+            duration = _check_claim(container, streams, header.seconds, limits, label)
+        else:
+            duration = header
         name = _container_name(container, fh)
     return MediaInfo(kind, duration.seconds, duration.source, name, duration.warnings)
 
@@ -183,6 +199,24 @@ def _header_duration(container: InputContainer, streams: list[Stream]) -> _Durat
         return _Duration(container.duration / av.time_base, "header")
     ends = [float(s.duration * s.time_base) for s in streams if s.duration and s.time_base]
     return _Duration(max(ends), "header") if ends and max(ends) > 0 else None
+
+
+def _check_claim(container: InputContainer, streams: list[Stream], claim_s: float, limits: Limits,
+                 label: str) -> _Duration:
+    """An implausibly long header duration, checked against the packets' own timestamps (bounded scan)."""
+    said = f"{label}: the header claims {claim_s / 3600:,.0f} hours"
+    with suppress(*_LIBRARY_ERRORS):  # the size only makes the warning clearer (a non-seekable input has none)
+        size = container.size
+        if size > 0:
+            said += f" in a {size:,}-byte file"
+    try:
+        scanned = _scan_duration(container, streams, limits, label)
+    except _LIBRARY_ERRORS:
+        scanned = _Duration(None, "unknown", complete=False)
+    if scanned.complete and scanned.seconds is not None and scanned.seconds < claim_s / 2:
+        return _Duration(scanned.seconds, "packet_scan",
+                         (f"{said}; its media data spans {scanned.seconds:.1f} s, which is used instead",))
+    return _Duration(claim_s, "header", (f"{said}; the media data does not disprove it, but treat it as suspect",))
 
 
 def _scan_duration(container: InputContainer, streams: list[Stream], limits: Limits, label: str) -> _Duration:
@@ -211,7 +245,7 @@ def _scan_duration(container: InputContainer, streams: list[Stream], limits: Lim
         warnings.append(f"{label}: media data is damaged ({type(exc).__name__}); duration covers the readable part")
     if start is None or end is None or end <= start:
         return _Duration(None, "unknown", (f"{label}: no duration in the header and no timed packets",))
-    return _Duration(end - start, "packet_scan", tuple(warnings))
+    return _Duration(end - start, "packet_scan", tuple(warnings), complete=not warnings)
 
 
 # --- naming and cheap truncation check ----------------------------------------------------------------------

@@ -5,8 +5,8 @@ positions and font sizes; over the 24-file corpus it takes 0.06x the time of
 pypdf's ``extract_text`` and 0.4x that of a ``pdftotext`` subprocess, with word
 counts within a few percent of pdftotext's. pypdf reads structure only (page
 tree, outline, annotations, embedded files, image dictionaries): it never
-decodes a content stream or an image here, which keeps its known CPU/RAM bombs
-out of reach.
+parses a content stream or decodes an image here, which keeps its known CPU/RAM
+bombs out of reach.
 
 Order of work, cheapest and most defensive first, one module per stage (this
 module only runs them in order):
@@ -16,7 +16,9 @@ module only runs them in order):
    the ``/Prev`` chain);
 2. ``pdf_structure``: pypdf under explicit limits: encryption, dynamic XFA, page
    count, page size, declared image sizes (so a decompression bomb is refused
-   before anything renders or decodes it), links, attachments, outline;
+   before anything renders or decodes it), links, attachments, outline; and
+   (``pdf_streams``) how far every stream pdfium will inflate whole expands,
+   under pypdf's 75 MB cap, so a Flate/LZW bomb is refused instead of crashing pdfium;
 3. ``pdf_pages``: pdfium: text per page, object statistics for scanned/OCR detection;
 4. ``pdf_layout``: running headers/footers, heading placement, paragraphs, blocks.
 

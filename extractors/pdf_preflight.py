@@ -25,6 +25,7 @@ import pypdf
 import pypdfium2 as pdfium
 from pypdf.errors import (
     DependencyError,
+    DeprecationError,
     EmptyFileError,
     FileNotDecryptedError,
     LimitReachedError,
@@ -53,31 +54,51 @@ MAX_NAME_TREE_NODES = 10_000
 MAX_OUTLINE_NODES = 10_000  # as pypdf's outline_maximum_entries below
 MAX_DECODED_ATTACHMENTS = 16  # attachments whose size is found by decoding (75 MB cap each)
 MAX_PAGE_OBJECTS = 200_000  # pdfium page objects inspected per page
+# pdfium inflates a page's content and the fonts, forms, profiles and inline images it uses whole (a 1 GiB
+# stream aborts it under a 512 MiB cap): pdf_streams decodes each first, under the cap pypdf uses.
+MAX_STREAM_DECODED_BYTES = 75_000_000  # one page's content streams together, or one other stream
+MAX_DECODED_BYTES = 1_000_000_000  # all decoding for one file (5 000 pages x 200 KB of content)
+MAX_RESOURCE_OBJECTS = 100_000  # indirect objects walked from pages' resources
+MAX_INLINE_IMAGES_CHECKED = 10_000
+INLINE_INPUT_BYTES = 16 * MiB  # input given to an inline image's non-Flate decoder (Flate finds its own end)
 HEADER_SEARCH_BYTES = 1_024  # Acrobat accepts junk before %PDF- within the first KiB
 TAIL_SEARCH_BYTES = 64 * 1024
 TRAILER_WINDOW_BYTES = 64 * 1024
 
 # pypdf's resource limits, set explicitly (not left to library defaults) so an
-# upgrade cannot silently loosen them. Names are pypdf 7.1 Configuration fields.
+# upgrade cannot silently loosen them. Names are pypdf 7.1 Configuration fields;
+# tests/test_hostile_pdf.py fails if a limit field exists that is not set here.
 PYPDF_CONFIGURATION: dict[str, Any] = {
-    "jbig2dec_binary": None,  # never shell out to jbig2dec
+    "jbig2dec_binary": None,  # never shell out to jbig2dec (JBIG2 streams then fail with DependencyError)
     "maximum_declared_stream_length": 75_000_000,
     "array_based_stream_maximum_output_length": 75_000_000,
-    "zlib_maximum_output_length": 75_000_000,
+    "array_maximum_element_count": 100_000,
+    "dictionary_maximum_element_count": 100_000,
+    "zlib_maximum_output_length": MAX_STREAM_DECODED_BYTES,
     "zlib_maximum_recovery_input_length": 5_000_000,
-    "lzw_maximum_output_length": 75_000_000,
-    "run_length_maximum_output_length": 75_000_000,
+    "lzw_maximum_output_length": MAX_STREAM_DECODED_BYTES,
+    "run_length_maximum_output_length": MAX_STREAM_DECODED_BYTES,
     "jbig2_maximum_output_length": 75_000_000,
     "brotli_maximum_output_length": 75_000_000,
+    "flate_maximum_columns": 250_000,
+    "flate_maximum_row_length": 4_000_000,
     "image_maximum_buffer_size": 75_000_000,
-    "xmp_maximum_input_length": 5_000_000,
+    "stream_filters_maximum_length": 16,
+    "stream_decoding_work_maximum_length": 300_000_000,
     "stream_parsing_work_maximum_count": 2_000_000,
+    "xmp_maximum_input_length": 5_000_000,
+    "xmp_maximum_element_count": 100_000,
     "outline_maximum_entries": 10_000,
     "outline_maximum_depth": 32,
     "page_tree_maximum_depth": 100,
     "page_tree_maximum_entries": 100_000,
+    "page_tree_maximum_page_entries": 500_000,  # 5 000 pages (our cap) x 100 entries each; default 2 000 000
+    "form_fields_maximum_entries": 100_000,
+    "form_fields_maximum_depth": 100,
     "named_destinations_maximum_entries": 100_000,
     "named_destinations_maximum_depth": 100,
+    "xform_maximum_invocations_per_extraction": 5_000,
+    "xfa_decoding_work_maximum_length": 300_000_000,
     "disable_legacy_handling": True,
 }
 ROOT_OBJECT_RECOVERY_LIMIT = 10_000
@@ -105,6 +126,7 @@ BROKEN = (
     EOFError,
     struct.error,
     zlib.error,
+    DeprecationError,  # pypdf: a filter abbreviation outside an inline image (removed in pypdf 7)
 )
 
 
@@ -125,7 +147,8 @@ def translate_errors() -> Iterator[None]:
         raise ExtractionError(ErrorCode.TOO_LARGE, "the PDF exceeds a safety limit while being read") from exc
     except MemoryError as exc:
         raise ExtractionError(ErrorCode.TOO_LARGE, "the PDF needs more memory than allowed") from exc
-    except NotImplementedError as exc:  # pypdf: a filter or encryption variant it does not implement
+    except (NotImplementedError, DependencyError) as exc:  # pypdf: a filter or encryption variant it does not
+        # implement, or one it needs an external decoder for (JBIG2 without jbig2dec, which we never allow)
         raise ExtractionError(ErrorCode.UNSUPPORTED_FORMAT, "the PDF uses a feature that cannot be read") from exc
     except BROKEN as exc:
         raise ExtractionError(

@@ -3,8 +3,9 @@
 It exists to keep pypdf confined to what it reads safely: the page tree and
 page sizes, declared image sizes (so a decompression bomb is refused without
 decoding it), URI link annotations, embedded files and file-attachment
-annotations, and the outline (bookmarks). Content streams and images are never
-decoded here; link texts and page text come later from pdfium.
+annotations, and the outline (bookmarks). Content streams are never parsed
+here and images never decoded; ``pdf_streams`` only measures how far the
+streams pdfium will inflate expand. Link texts and page text come later from pdfium.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pypdf
-from pypdf.errors import LimitReachedError, PyPdfError
+from pypdf.errors import DependencyError, LimitReachedError, PyPdfError
 from pypdf.generic import ArrayObject, BooleanObject, DictionaryObject, IndirectObject, NullObject, StreamObject
 
 from .base import Context
@@ -38,6 +39,7 @@ from .pdf_preflight import (
     open_reader,
     refuse_if_exhausted,
 )
+from .pdf_streams import StreamBudget, check_page_streams
 
 # --- 2. structure via pypdf -------------------------------------------------
 
@@ -52,10 +54,12 @@ def read_structure(ctx: Context, doc: Document) -> Structure:
     refuse_if_exhausted(reader)
     structure = Structure(pages=n_pages, owner_password_only=owner_only)
     checked: set[int] = set()
+    budget = StreamBudget()
     for index in range(n_pages):
         page = reader.pages[index]
         _check_page_size(page, index + 1)
         _check_images(page.get("/Resources"), checked, depth=0)
+        check_page_streams(page, index + 1, budget)
         with _optional(doc, f"links and attachments on page {index + 1}"):
             _read_annotations(page, index + 1, ctx.display_name, structure, doc)
     with _optional(doc, "the PDF's embedded files"):
@@ -306,7 +310,7 @@ def _embedded_size(stream: StreamObject, decode: bool) -> int | None:
     if "/Filter" not in stream or decode:
         try:
             return len(stream.get_data())
-        except (LimitReachedError, *BROKEN):
+        except (LimitReachedError, DependencyError, *BROKEN):  # DependencyError: JBIG2 (we never run jbig2dec)
             return None
     return None
 

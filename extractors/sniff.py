@@ -37,6 +37,7 @@ _OOXML_MAIN = {
     "application/vnd.ms-powerpoint.template.macroenabled.main+xml": ("pptx", "macro"),
 }
 _TEMPLATE_EXTS = {".dotx", ".dotm", ".potx", ".potm"}
+_OOXML_EXTS = {".docx", ".docm", ".pptx", ".pptm", ".ppsx", ".ppsm", *_TEMPLATE_EXTS}
 # Names that promise a binary format: plain text under one of them is a damaged or mislabelled file.
 _BINARY_EXTS = {".pdf", ".docx", ".pptx", ".ppsx", ".doc", ".ppt", ".odt", ".zip", ".mp4", ".mov", ".m4a", ".mp3",
                 ".wav", ".webm", ".mkv", ".avi", ".wmv", ".ogg", ".opus", ".flac", ".aiff", ".png", ".jpg", ".jpeg"}
@@ -99,16 +100,17 @@ def _sniff_ole(path: Path) -> Sniffed:
 
 
 def _sniff_zip(path: Path, limits: Limits, name: str = "") -> Sniffed:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = {n.lower() for n in zf.namelist()}
-            if "mimetype" in names and "[content_types].xml" not in names:
-                mime = zipscan.read_member(zf, zf.getinfo(_exact(zf, "mimetype")), 256).decode("ascii", "replace")
-                raise ExtractionError(ErrorCode.UNSUPPORTED_FORMAT, f"OpenDocument file ({mime.strip()})",
-                                      "Save it as .docx (Word) or .pptx (PowerPoint) and upload that.")
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise ExtractionError(ErrorCode.CORRUPT, f"damaged zip container ({type(exc).__name__})") from exc
+    """The zip pre-scan runs first: not even ``mimetype`` is read from a zip that fails it."""
+    with path.open("rb") as fh, zipscan.open_zip(fh, limits) as zf:  # typed errors only, NotImplementedError too
+        names = {n.lower() for n in zf.namelist()}
+        if "mimetype" in names and "[content_types].xml" not in names:
+            mime = zipscan.read_member(zf, zf.getinfo(_exact(zf, "mimetype")), 256).decode("ascii", "replace")
+            raise ExtractionError(ErrorCode.UNSUPPORTED_FORMAT, f"OpenDocument file ({mime.strip()})",
+                                  "Save it as .docx (Word) or .pptx (PowerPoint) and upload that.")
     if "[content_types].xml" not in names:
+        claimed = (Path(name) if name else path).suffix.lower()
+        if claimed in _OOXML_EXTS:  # Word and PowerPoint refuse it too: never read it as a portfolio of XML files
+            raise ExtractionError(ErrorCode.CORRUPT, f"named {claimed} but the package has no [Content_Types].xml")
         return Sniffed("zip")
     with Package(path, limits, verify=False) as pkg:  # the extractor verifies checksums once
         main = pkg.main_part()

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TextIO
 
-from extractors import CountMode, Result, iter_extract
+from extractors import CountMode, Result, iter_extract, zipscan
 from extractors.limits import Limits
 
 from . import textreport
@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # repairs are reported as warnings, not log noise
+    zipscan.selftest()  # refuse to run if the zip pre-scan stopped catching an overlap bomb (CVE-2024-0450)
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "extract":

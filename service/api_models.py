@@ -300,7 +300,8 @@ class StandardsList(BaseModel):
 class UploadFileSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=4096, description="the file's name; display only, never a storage key")
+    name: str = Field(min_length=1, max_length=4096, description="the file's name: it must end in an allowed "
+                      "extension (415 extension_not_allowed otherwise); display only, never a storage key")
     size: int = Field(ge=1, description="exact size in bytes; the upload must be exactly this long")
 
 
@@ -358,9 +359,9 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "no such submission (or pending upload) for this tenant",
         409: "conflict (idempotency key reused, or report not ready)",
         413: "a size or count limit was crossed",
-        415: "file type refused",
-        422: "invalid field or file content",
-        429: "rate limited (see Retry-After)",
-        503: "a dependency is unavailable",
+        415: "file type refused (a name without an allowed extension, or content of no format we read)",
+        422: "invalid field or file content (e.g. content_mismatch: the content is not what the name says)",
+        429: "rate limited, or the queue is full (queue_full); see Retry-After",
+        503: "a dependency is unavailable, or too many uploads at once (too_many_uploads); see Retry-After",
     }
     return {c: {"model": ErrorBody, "description": text.get(c, "error")} for c in codes}

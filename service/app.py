@@ -49,7 +49,8 @@ from .api_models import (
     error_responses,
 )
 from .auth import Authenticator, Principal, require
-from .contracts import ApiRole, StateStore, Status, Storage, SubmissionRecord, submission_prefix
+from .contracts import ApiRole, StateStore, Status, Storage, SubmissionRecord
+from .erasure import ERASURE, erase_submission
 from .metrics import CONTENT_TYPE, Metrics
 from .presigned import Staging, read_upload_request
 from .settings import Settings
@@ -109,7 +110,8 @@ def create_app(
     auth = authenticator or Authenticator(state, settings.rate_limit_per_minute)
     base_url = settings.public_url.rstrip("/")
     staging = Staging(settings, storage, base_url)
-    submissions = Submissions(settings, state, storage, enqueue, limits or Limits.from_env(), base_url, staging)
+    submissions = Submissions(settings, state, storage, enqueue, limits or Limits.from_env(), base_url, staging,
+                              queue_depth=queue_depth)  # the queue cap (GATECHECK_MAX_QUEUED) reads the broker
     app = FastAPI(
         title="gatecheck",
         version="1",
@@ -222,15 +224,15 @@ def create_app(
     @app.delete("/v1/submissions/{submission_id}", status_code=204, tags=["submissions"],
                 responses=error_responses(403, 404, 503))
     def delete_submission(submission_id: str, who: Who) -> Response:
-        """Erase the submission: every stored object under its prefix, then its record (UK GDPR erasure)."""
+        """Erase the submission (UK GDPR): its objects, upload receipts, record and idempotency entries,
+        leaving an audit record with ids and counts only (service.erasure)."""
         require(who, ApiRole.ADMIN)
         rec = load(who, submission_id)
         logs.event("submission_delete", tenant=who.tenant, submission_id=rec.id)
         try:
-            storage.delete_prefix(submission_prefix(rec.tenant, rec.id))
-        except Exception as exc:  # the record stays so the delete can be retried
+            erase_submission(state, storage, rec, actor=f"api-key:{who.key_hash[:12]}", action=ERASURE)
+        except StorageError as exc:  # the record stays so the delete can be retried; state errors: 503 handler
             raise unavailable("storage_unavailable", "object storage") from exc
-        state.delete(rec.id, who.tenant)
         return Response(status_code=204)
 
     @app.get("/v1/standards", response_model=StandardsList, tags=["standards"])

@@ -33,6 +33,9 @@ from .contracts import ApiRole, StateStore
 KEY_PREFIX = "gck_"
 AUTH_FAILURES_PER_MINUTE = 10
 CACHE_TTL_S = 30.0
+# A refill that float arithmetic leaves a hair under one token counts as one: Retry-After promises that
+# waiting that many seconds is enough, and 12 * (5/60) is 0.99999... in binary floating point.
+_TOKEN_EPSILON = 1e-9
 _MAX_BEARER_LEN = 200
 
 
@@ -81,8 +84,8 @@ class TokenBucket:
         with self._lock:
             now = self.clock()
             tokens = self._level(key, now)
-            if tokens >= 1.0:
-                self._store(key, tokens - 1.0, now)
+            if tokens >= 1.0 - _TOKEN_EPSILON:
+                self._store(key, max(tokens - 1.0, 0.0), now)
                 return 0.0
             self._store(key, tokens, now)
             return (1.0 - tokens) / self.rate
@@ -91,7 +94,7 @@ class TokenBucket:
         """Seconds until ``key`` has a token, without taking one."""
         with self._lock:
             tokens = self._level(key, self.clock())
-            return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+            return 0.0 if tokens >= 1.0 - _TOKEN_EPSILON else (1.0 - tokens) / self.rate
 
     def _store(self, key: str, tokens: float, now: float) -> None:
         self._buckets[key] = (tokens, now)

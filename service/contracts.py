@@ -71,6 +71,9 @@ class SubmissionRecord:
     outcome: str | None = None  # report outcome: pass | attention | fail
     report_key: str | None = None
     extracted_key: str | None = None
+    # the run holding a PROCESSING record (``claim``): "task id|host|pid|start ticks", and until when
+    owner: str = ""
+    lease_until: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -83,6 +86,32 @@ class SubmissionRecord:
         d["status"] = Status(d["status"])
         d["files"] = [StoredFile(**f) for f in d.get("files", [])]
         return cls(**d)
+
+
+@dataclass(slots=True)
+class AuditRecord:
+    """One erasure, kept after the data is gone (UK GDPR accountability).
+
+    Holds identifiers and counts only: never a file name, document text, report or callback URL.
+    """
+
+    action: str  # "erasure" (DELETE by an admin) | "retention_expiry" (purge_expired)
+    tenant: str
+    submission_id: str
+    actor: str  # "api-key:<first 12 hex of the key's sha256>" or "system:retention"
+    deleted: dict[str, int] = field(default_factory=dict)  # what was removed, as counts
+    at: float = 0.0
+    id: str = ""  # filled by the store when empty
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+    modified: float  # epoch seconds of the last write
 
 
 class StateStore(Protocol):
@@ -105,14 +134,39 @@ class StateStore(Protocol):
     def add_attempt(self, submission_id: str) -> int:
         """Atomically increment and return the attempt counter."""
 
+    def claim(self, submission_id: str, owner: str, lease_until: float, *, now: float,
+              takeover: str | None = None, **fields: Any) -> int | None:
+        """Take a submission for one run: the conditional write that stops two runs at once.
+
+        Succeeds iff the status is QUEUED, or PROCESSING with no live lease (``lease_until`` unset
+        or ``< now``), or PROCESSING held by exactly ``takeover`` (a holder the caller proved dead).
+        Then, atomically: status PROCESSING, ``owner``, ``lease_until``, ``started_at = now``,
+        ``fields``, attempts + 1. Returns the new attempt count, or None if another run holds it
+        (or it is terminal or gone).
+        """
+
+    def unfinished(self) -> Iterator[SubmissionRecord]:
+        """Every QUEUED or PROCESSING submission of every tenant (the reconciler's input)."""
+
     def delete(self, submission_id: str, tenant: str) -> bool: ...
 
     def expired(self, older_than: float) -> Iterator[SubmissionRecord]: ...
 
+    def erase(self, submission_id: str, tenant: str, audit: AuditRecord) -> bool:
+        """Erasure in one atomic step: the record, the idempotency entries whose response names it,
+        and ``audit`` appended (``deleted["records"]`` and ``deleted["idempotency_entries"]`` filled in).
+        False, and no audit, if the record was already gone."""
+
+    def audit_log(self, tenant: str | None = None, limit: int = 100) -> list[AuditRecord]:
+        """Audit records, newest first; one tenant's or all."""
+
     # idempotency: remember (tenant, key) -> (request hash, response), atomically, first writer wins
     def remember_request(self, tenant: str, key: str, request_hash: str, response: dict[str, Any]) -> tuple[
         str, dict[str, Any]] | None:
-        """Store it if new and return None; otherwise return the (hash, response) stored first."""
+        """Store it if new and return None; otherwise return the (hash, response) stored first.
+
+        A response whose ``body.id`` is a string is indexed by it, so ``erase`` can drop it.
+        """
 
     # tenants and API keys (keys stored as SHA-256 hashes only)
     def create_tenant(self, tenant: str, webhook_secret: str) -> None: ...
@@ -154,6 +208,13 @@ class Storage(Protocol):
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under ``prefix``; returns how many."""
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix`` (recursive, a plain string prefix as in S3).
+
+        Strongly consistent with ``put``/``delete_prefix`` on both backends (MinIO and S3 promise
+        list-after-write; catalogue test 33). Order is unspecified; errors may surface mid-iteration.
+        """
 
     def presigned_put(self, key: str, expires_s: int) -> str | None:
         """A short-lived URL to PUT one object, or None where the backend has none (local disk)."""

@@ -62,12 +62,14 @@ from starlette.concurrency import run_in_threadpool
 from .api_models import ApiError, UploadRequest, UploadsCreated, UploadStored, UploadTicket
 from .contracts import Storage
 from .logs import event
-from .settings import Settings
+from .settings import MAX_UPLOAD_URL_TTL_S, Settings, check_upload_url_ttl
 from .storage import StorageError
 from .uploads import (
+    Inflight,
     SpooledFile,
     Upload,
     UploadLimits,
+    check_name,
     display_name,
     idempotency_conflict,
     make_spool,
@@ -77,7 +79,7 @@ from .uploads import (
 
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 DEFAULT_TTL_S = 900
-MAX_TTL_S = 7 * 24 * 3600  # the S3 limit for presigned URLs
+MAX_TTL_S = MAX_UPLOAD_URL_TTL_S  # the S3 limit for presigned URLs
 MAX_REQUEST_BYTES = 1024 * 1024  # the JSON body of POST /v1/uploads: names and sizes only
 MAX_MANIFEST_BYTES = 64 * 1024
 CHUNK = 1024 * 1024
@@ -94,10 +96,7 @@ def now() -> float:
 def upload_url_ttl_s(env: Mapping[str, str] | None = None) -> int:
     """``GATECHECK_UPLOAD_URL_TTL_S`` (default 900 s), between 1 s and 7 days."""
     raw = (os.environ if env is None else env).get("GATECHECK_UPLOAD_URL_TTL_S", "").strip()
-    ttl = int(raw) if raw else DEFAULT_TTL_S
-    if not 1 <= ttl <= MAX_TTL_S:
-        raise ValueError(f"GATECHECK_UPLOAD_URL_TTL_S must be between 1 and {MAX_TTL_S} seconds")
-    return ttl
+    return check_upload_url_ttl(int(raw) if raw else DEFAULT_TTL_S)
 
 
 def staging_key(tenant: str, upload_id: str) -> str:
@@ -224,8 +223,9 @@ class Staging:
         self.settings = settings
         self.storage = storage
         self.base_url = base_url
-        self.ttl_s = upload_url_ttl_s()
+        self.ttl_s = check_upload_url_ttl(settings.upload_url_ttl_s)  # also for Settings never validate()d
         self.signer = UrlSigner(settings.data_dir / "upload-url.key")
+        self.inflight = Inflight(settings.max_inflight_uploads)  # shared with direct uploads (Submissions)
 
     # ---- POST /v1/uploads (blocking: run in a thread)
 
@@ -236,6 +236,7 @@ class Staging:
         for n, f in enumerate(request.files, 1):
             if f.size > s.max_file_bytes:
                 raise too_large("file_too_large", f"file #{n} is over the {s.max_file_bytes}-byte limit per file")
+            check_name(f.name, n)  # the same allow-list as direct uploads: refused before any URL exists
         expires = int(now()) + self.ttl_s
         tickets = []
         for n, f in enumerate(request.files, 1):
@@ -255,6 +256,11 @@ class Staging:
     async def receive(self, upload_id: str, token: str, chunks: AsyncIterator[bytes],
                       content_length: str | None) -> UploadStored:
         """Check the token, then spool the body (declared size enforced as bytes arrive) and store it."""
+        with self.inflight.slot():
+            return await self._receive(upload_id, token, chunks, content_length)
+
+    async def _receive(self, upload_id: str, token: str, chunks: AsyncIterator[bytes],
+                       content_length: str | None) -> UploadStored:
         if not UPLOAD_ID.match(upload_id):
             raise unknown_upload(upload_id, 404)
         tenant = self.signer.verify(upload_id, token)
@@ -375,23 +381,84 @@ class Staging:
                          content_type="application/json")
 
     def _read(self, tenant: str, upload_id: str) -> Manifest | None:
-        try:
-            src = self.storage.get(manifest_key(tenant, upload_id))
-        except StorageError as exc:
-            if exc.code == "not_found":
-                return None
-            raise
-        with contextlib.closing(src):
-            raw = src.read(MAX_MANIFEST_BYTES + 1)
-        try:
-            manifest = Manifest(**json.loads(raw))
-        except (ValueError, TypeError):
-            event("bad_upload_manifest", logging.WARNING, upload_id=upload_id)
+        return read_manifest(self.storage, tenant, upload_id)
+
+
+def read_manifest(storage: Storage, tenant: str, upload_id: str) -> Manifest | None:
+    """The manifest of one upload of ``tenant``; None if missing, unreadable or not that tenant's."""
+    try:
+        src = storage.get(manifest_key(tenant, upload_id))
+    except StorageError as exc:
+        if exc.code == "not_found":
             return None
-        return manifest if (manifest.tenant, manifest.upload_id) == (tenant, upload_id) else None
+        raise
+    with contextlib.closing(src):
+        raw = src.read(MAX_MANIFEST_BYTES + 1)
+    try:
+        manifest = Manifest(**json.loads(raw))
+    except (ValueError, TypeError):
+        event("bad_upload_manifest", logging.WARNING, upload_id=upload_id)
+        return None
+    return manifest if (manifest.tenant, manifest.upload_id) == (tenant, upload_id) else None
 
 
 def _append(fh: IO[bytes], digest: Any, chunk: bytes) -> None:
     fh.write(chunk)
     digest.update(chunk)
+
+
+# ---- retention of staging objects (worker.tasks.purge_expired, service.erasure)
+
+#: A pending upload is abandoned this long after its URL expired (time to submit a file PUT at the last second).
+ABANDONED_AFTER_S = 3600
+#: Receipts (consumed-upload tombstones) serve idempotent replays as long as the state store's keys do.
+RECEIPT_TTL_S = 24 * 3600
+_STAGED = re.compile(r"^tenants/(?P<tenant>[^/]+)/uploads/(?P<upload_id>[0-9a-f]{32})(?P<json>\.json)?$")
+
+
+def _staged_uploads(storage: Storage, prefix: str) -> dict[tuple[str, str], dict[str, float]]:
+    """(tenant, upload id) -> {"bytes"|"manifest": modified} for every staging object under ``prefix``."""
+    found: dict[tuple[str, str], dict[str, float]] = {}
+    for obj in storage.list(prefix):
+        m = _STAGED.match(obj.key)
+        if m:
+            found.setdefault((m["tenant"], m["upload_id"]), {})["manifest" if m["json"] else "bytes"] = obj.modified
+    return found
+
+
+def sweep_abandoned(storage: Storage, at: float, *, abandoned_after_s: float = ABANDONED_AFTER_S,
+                    receipt_ttl_s: float = RECEIPT_TTL_S) -> int:
+    """Delete staging no submission will use (UK GDPR storage limitation); returns how many uploads.
+
+    * pending uploads whose URL expired more than ``abandoned_after_s`` ago (bytes and manifest);
+    * receipts older than ``receipt_ttl_s`` (past it a keyed retry is a new request anyway);
+    * bytes with no manifest (a crash mid-consume) or an unreadable manifest, older than the longest URL.
+    One listing of ``tenants/``: S3 has no cheaper way to find every tenant's ``uploads/``.
+    """
+    swept = 0
+    for (tenant, upload_id), parts in _staged_uploads(storage, "tenants/").items():
+        manifest = read_manifest(storage, tenant, upload_id) if "manifest" in parts else None
+        newest = max(parts.values())
+        if manifest is None:
+            stale = newest + MAX_TTL_S < at
+        elif manifest.replay is not None:
+            stale = parts["manifest"] + receipt_ttl_s < at
+        else:
+            stale = manifest.expires_at + abandoned_after_s < at
+        if stale:
+            storage.delete_prefix(staging_key(tenant, upload_id))
+            swept += 1
+    if swept:
+        event("staging_swept", uploads=swept)
+    return swept
+
+
+def drop_receipts(storage: Storage, tenant: str, submission_id: str) -> int:
+    """Delete the receipts of uploads a submission consumed (they hold its id and response: erasure)."""
+    dropped = 0
+    for (t, upload_id), parts in _staged_uploads(storage, f"tenants/{tenant}/uploads/").items():
+        manifest = read_manifest(storage, t, upload_id) if "manifest" in parts else None
+        if manifest is not None and (manifest.replay or {}).get("submission_id") == submission_id:
+            dropped += storage.delete_prefix(staging_key(t, upload_id))
+    return dropped
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MiB = 1024 * 1024
+MAX_UPLOAD_URL_TTL_S = 7 * 24 * 3600  # SigV4 presigned URLs cannot live longer (anchors S4)
 
 
 def _env(name: str, default: str) -> str:
@@ -36,6 +37,15 @@ class Settings:
     rate_limit_per_minute: int = field(default_factory=lambda: int(_env("RATE_LIMIT_PER_MINUTE", "120")))
     webhook_allow_private: bool = field(default_factory=lambda: _env("WEBHOOK_ALLOW_PRIVATE", "0") == "1")
     public_url: str = field(default_factory=lambda: _env("PUBLIC_URL", "http://127.0.0.1:8000"))
+    # clamd for malware scanning (worker/avscan.py): unix:///run/clamav/clamd.ctl or tcp://clamav:3310; "" = off
+    clamd: str = field(default_factory=lambda: _env("CLAMD", ""))
+    # Backpressure (anchors G1/U2): past these the API refuses before reading a body, nothing stored.
+    # Submissions waiting in the broker queue; at or over it POST /v1/submissions answers 429. 0 = no cap.
+    max_queued: int = field(default_factory=lambda: int(_env("MAX_QUEUED", "1000")))
+    # Uploads being received at once by one API process; past it 503. 0 = no cap.
+    max_inflight_uploads: int = field(default_factory=lambda: int(_env("MAX_INFLIGHT_UPLOADS", "64")))
+    # Lifetime of upload URLs (POST /v1/uploads); S3 SigV4 allows at most 7 days.
+    upload_url_ttl_s: int = field(default_factory=lambda: int(_env("UPLOAD_URL_TTL_S", "900")))
 
     @property
     def embedded(self) -> bool:
@@ -45,3 +55,13 @@ class Settings:
         if self.task_time_limit_s >= self.visibility_timeout_s:
             raise ValueError("GATECHECK_TASK_TIME_LIMIT_S must be below GATECHECK_VISIBILITY_TIMEOUT_S "
                              "(Redis would redeliver a task still running)")
+        check_upload_url_ttl(self.upload_url_ttl_s)
+        if self.max_queued < 0 or self.max_inflight_uploads < 0:
+            raise ValueError("GATECHECK_MAX_QUEUED and GATECHECK_MAX_INFLIGHT_UPLOADS must be >= 0 (0 = no cap)")
+
+
+def check_upload_url_ttl(ttl_s: int) -> int:
+    """``ttl_s`` if it is a valid upload-URL lifetime (1 s to 7 days), else ValueError."""
+    if not 1 <= ttl_s <= MAX_UPLOAD_URL_TTL_S:
+        raise ValueError(f"GATECHECK_UPLOAD_URL_TTL_S must be between 1 and {MAX_UPLOAD_URL_TTL_S} seconds")
+    return ttl_s

@@ -10,11 +10,12 @@ import inspect
 import json
 import math
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
 from typing import Any, TypeVar, cast
 
-from service.contracts import TASK_DURATION_BUCKETS, TERMINAL, Status, SubmissionRecord
+from service.contracts import TASK_DURATION_BUCKETS, TERMINAL, AuditRecord, Status, SubmissionRecord
 
 FIELDS = frozenset(f.name for f in dataclasses.fields(SubmissionRecord))
 FIXED_FIELDS = frozenset({"id", "tenant", "status", "created_at"})
@@ -134,6 +135,21 @@ def _task_stats(counters: Mapping[str, Any]) -> dict[str, Any]:
     return {"tasks": tasks,
             "duration": {"buckets": buckets, "sum": float(counters.get("sum", 0.0)),
                          "count": int(float(counters.get("count", 0)))}}
+
+
+def _response_submission_id(response: Mapping[str, Any]) -> str | None:
+    """The submission an idempotency response names (``body.id``), so erasure can find it."""
+    body = response.get("body") if isinstance(response, Mapping) else None
+    sid = body.get("id") if isinstance(body, Mapping) else None
+    return sid if isinstance(sid, str) and sid else None
+
+
+def _audit_fill(audit: AuditRecord) -> AuditRecord:
+    """Stamp an audit record's id and time, and refuse anything but counts in ``deleted``."""
+    if not all(isinstance(k, str) and type(v) is int for k, v in audit.deleted.items()):
+        raise ValueError("audit 'deleted' holds counts only (str -> int)")
+    return dataclasses.replace(audit, id=audit.id or uuid.uuid4().hex, at=audit.at or time.time(),
+                               deleted=dict(audit.deleted))
 
 
 def _clamp(limit: int) -> int:

@@ -6,15 +6,17 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
-from service.contracts import ApiRole, Status, SubmissionRecord
+from service.contracts import ApiRole, AuditRecord, Status, SubmissionRecord
 from service.state_common import (
     BATCH,
     DEFAULT_IDEMPOTENCY_TTL_S,
     STATUS_ORDER,
+    _audit_fill,
     _clamp,
     _dumps,
     _field_updates,
     _record,
+    _response_submission_id,
     _stamp_new,
     _task_increments,
     _task_stats,
@@ -24,17 +26,35 @@ from service.state_common import (
 )
 
 _LUA_CREATE = """
--- KEYS: record, tenant index, tenant+status index, created index. ARGV: id, score, field/value pairs
+-- KEYS: record, tenant index, tenant+status index, created index, global status index.
+-- ARGV: id, score, field/value pairs
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-for i = 2, 4 do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1]) end
+for i = 2, 5 do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1]) end
 return 1
 """
 
-_LUA_TRANSITION = """
--- KEYS: record, then the tenant's status indexes in STATUS_ORDER.
--- ARGV: tenant (JSON), id, new status (JSON), the 4 statuses (JSON) in KEYS order,
---       n allowed, n allowed statuses (JSON), then field/value pairs.
+# Moves the id between status indexes (the tenant's: KEYS[2..5]; global: KEYS[6..9]) when the status
+# changes from `cur` to `new`. ARGV[3..6] are the 4 statuses (JSON) in STATUS_ORDER, ARGV[2] the id.
+_LUA_MOVE = """
+local function move(cur, new)
+  if cur == new then return end
+  local score = redis.call('HGET', KEYS[1], 'created_at')
+  for i = 1, 4 do
+    if ARGV[2 + i] == cur then
+      redis.call('ZREM', KEYS[1 + i], ARGV[2]); redis.call('ZREM', KEYS[5 + i], ARGV[2])
+    end
+    if ARGV[2 + i] == new then
+      redis.call('ZADD', KEYS[1 + i], score, ARGV[2]); redis.call('ZADD', KEYS[5 + i], score, ARGV[2])
+    end
+  end
+end
+"""
+
+_LUA_TRANSITION = _LUA_MOVE + """
+-- KEYS: record, the tenant's 4 status indexes, the 4 global status indexes (STATUS_ORDER).
+-- ARGV: tenant (JSON), id, the 4 statuses (JSON), new status (JSON), n allowed, n allowed statuses (JSON),
+--       then field/value pairs.
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur or redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then return 0 end
 local n = tonumber(ARGV[8])
@@ -44,15 +64,57 @@ for i = 9, 8 + n do
 end
 if not ok then return 0 end
 for i = 9 + n, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('HSET', KEYS[1], 'status', ARGV[3])
-if cur ~= ARGV[3] then
-  local score = redis.call('HGET', KEYS[1], 'created_at')
-  for i = 1, 4 do
-    if ARGV[3 + i] == cur then redis.call('ZREM', KEYS[1 + i], ARGV[2]) end
-    if ARGV[3 + i] == ARGV[3] then redis.call('ZADD', KEYS[1 + i], score, ARGV[2]) end
+redis.call('HSET', KEYS[1], 'status', ARGV[7])
+move(cur, ARGV[7])
+return 1
+"""
+
+_LUA_CLAIM = _LUA_MOVE + """
+-- KEYS: as transition. ARGV: tenant (JSON), id, the 4 statuses (JSON), now, takeover owner (JSON, '' = none),
+--       then field/value pairs (owner, lease_until, started_at, ...). Returns the new attempt count or false.
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur or redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then return false end
+local queued, processing = ARGV[3], ARGV[4]
+if cur ~= queued then
+  if cur ~= processing then return false end
+  local lease = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or 'null')
+  if lease and lease >= tonumber(ARGV[7]) then
+    if ARGV[8] == '' or redis.call('HGET', KEYS[1], 'owner') ~= ARGV[8] then return false end
   end
 end
-return 1
+for i = 9, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[1], 'status', processing)
+move(cur, processing)
+return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+"""
+
+_LUA_REMEMBER = """
+-- KEYS: idempotency key, then the index of keys naming a submission (optional).
+-- ARGV: value, ttl ms. Returns false if stored now, else the value stored first.
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if KEYS[2] then
+    redis.call('SADD', KEYS[2], KEYS[1])
+    redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  end
+  return false
+end
+return redis.call('GET', KEYS[1])
+"""
+
+_LUA_ERASE = """
+-- KEYS: record, tenant index, created index, idempotency index of the id, audit hash, audit index,
+--       tenant audit index, then every status index holding the id.
+-- ARGV: tenant (JSON), id, audit id, audit time, audit JSON (counts of what the caller deleted).
+if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then return false end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2]); redis.call('ZREM', KEYS[3], ARGV[2])
+for i = 8, #KEYS do redis.call('ZREM', KEYS[i], ARGV[2]) end
+local forgotten = 0
+for _, k in ipairs(redis.call('SMEMBERS', KEYS[4])) do forgotten = forgotten + redis.call('DEL', k) end
+redis.call('DEL', KEYS[4])
+redis.call('HSET', KEYS[5], 'record', ARGV[5], 'idempotency_entries', forgotten)
+redis.call('ZADD', KEYS[6], ARGV[4], ARGV[3]); redis.call('ZADD', KEYS[7], ARGV[4], ARGV[3])
+return forgotten
 """
 
 _LUA_UPDATE = """
@@ -76,10 +138,19 @@ return 1
 """
 
 
+#: Error replies meaning "this server cannot take the write now" (retry later), not "your request is wrong".
+_TRANSIENT_REPLIES = frozenset({"MISCONF", "BUSY", "TRYAGAIN", "MASTERDOWN", "NOREPLICAS", "CLUSTERDOWN"})
+
+
 def _redis_unavailable(exc: BaseException) -> bool:
+    """Outages and refusals: unreachable, loading (BusyLoadingError is a ConnectionError), read-only
+    replica, and OOM: with ``maxmemory-policy noeviction`` a full Redis refuses writes, and that must
+    reach the API as 503 (catalogue 29), not a 500. Also refused persistence (MISCONF) and busy scripts."""
     import redis.exceptions as rx
 
-    return isinstance(exc, rx.ConnectionError | rx.TimeoutError | rx.ReadOnlyError)
+    if isinstance(exc, rx.ConnectionError | rx.TimeoutError | rx.ReadOnlyError | rx.OutOfMemoryError):
+        return True
+    return isinstance(exc, rx.ResponseError) and str(exc).split(" ", 1)[0] in _TRANSIENT_REPLIES
 
 
 _redis_errors = _translate_errors(_redis_unavailable)
@@ -102,6 +173,9 @@ class RedisState:
         self._ttl_ms = int(idempotency_ttl_s * 1000)
         self._create = self._r.register_script(_LUA_CREATE)
         self._transition = self._r.register_script(_LUA_TRANSITION)
+        self._claim = self._r.register_script(_LUA_CLAIM)
+        self._remember = self._r.register_script(_LUA_REMEMBER)
+        self._erase = self._r.register_script(_LUA_ERASE)
         self._update = self._r.register_script(_LUA_UPDATE)
         self._add_attempt = self._r.register_script(_LUA_ADD_ATTEMPT)
         self._delete = self._r.register_script(_LUA_DELETE)
@@ -119,6 +193,20 @@ class RedisState:
 
     def _k_statuses(self, tenant: str) -> list[str]:
         return [self._k_status(tenant, s) for s in STATUS_ORDER]
+
+    def _k_global_status(self, status: Status) -> str:
+        return f"{self._p}:status:{status}"
+
+    def _k_global_statuses(self) -> list[str]:
+        return [self._k_global_status(s) for s in STATUS_ORDER]
+
+    def _k_idem_of(self, submission_id: str) -> str:
+        return f"{self._p}:idem-of:{submission_id}"
+
+    def _k_audit(self, audit_id: str | None = None, tenant: str | None = None) -> str:
+        if audit_id is not None:
+            return f"{self._p}:audit:{audit_id}"
+        return f"{self._p}:audit-index" if tenant is None else f"{self._p}:audit-tenant:{tenant}"
 
     def _k_created(self) -> str:
         return f"{self._p}:created"
@@ -157,7 +245,7 @@ class RedisState:
         _stamp_new(rec)
         pairs = [x for name, value in rec.to_dict().items() for x in (name, _dumps(value))]
         keys = [self._k_sub(rec.id), self._k_tenant(rec.tenant), self._k_status(rec.tenant, rec.status),
-                self._k_created()]
+                self._k_created(), self._k_global_status(rec.status)]
         if not self._create(keys=keys, args=[rec.id, repr(float(rec.created_at)), *pairs]):
             raise ValueError(f"submission {rec.id!r} already exists")
 
@@ -228,10 +316,36 @@ class RedisState:
         tenant_json = self._r.hget(self._k_sub(submission_id), "tenant")
         if not allowed or tenant_json is None:
             return False
-        keys = [self._k_sub(submission_id), *self._k_statuses(json.loads(tenant_json))]
-        args = [tenant_json, submission_id, _dumps(to), *(_dumps(s) for s in STATUS_ORDER), len(allowed), *allowed,
+        keys = [self._k_sub(submission_id), *self._k_statuses(json.loads(tenant_json)), *self._k_global_statuses()]
+        args = [tenant_json, submission_id, *(_dumps(s) for s in STATUS_ORDER), _dumps(to), len(allowed), *allowed,
                 *(x for pair in updates.items() for x in pair)]
         return bool(self._transition(keys=keys, args=args))
+
+    @_redis_errors
+    def claim(self, submission_id: str, owner: str, lease_until: float, *, now: float,
+              takeover: str | None = None, **fields: Any) -> int | None:
+        """The claim rule (see the contract) in one Lua script; the tenant is read first to name indexes."""
+        updates = _field_updates({**fields, "owner": owner, "lease_until": lease_until, "started_at": now})
+        tenant_json = self._r.hget(self._k_sub(submission_id), "tenant")
+        if tenant_json is None:
+            return None
+        keys = [self._k_sub(submission_id), *self._k_statuses(json.loads(tenant_json)), *self._k_global_statuses()]
+        args = [tenant_json, submission_id, *(_dumps(s) for s in STATUS_ORDER), repr(float(now)),
+                "" if takeover is None else _dumps(takeover), *(x for pair in updates.items() for x in pair)]
+        n = self._claim(keys=keys, args=args)
+        return None if n is None else int(n)
+
+    @_redis_errors
+    def unfinished(self) -> Iterator[SubmissionRecord]:
+        """From the global QUEUED and PROCESSING indexes, oldest first, in keyset batches."""
+        for status in (Status.QUEUED, Status.PROCESSING):
+            after: tuple[float, str] | None = None
+            while True:
+                hits = self._zkeyset(self._k_global_status(status), after, BATCH, desc=False)
+                yield from (r for r in self._fetch([i for i, _ in hits]) if r.status is status)
+                if len(hits) < BATCH:
+                    break
+                after = (hits[-1][1], hits[-1][0])
 
     @_redis_errors
     def update(self, submission_id: str, **fields: Any) -> None:
@@ -248,8 +362,34 @@ class RedisState:
 
     @_redis_errors
     def delete(self, submission_id: str, tenant: str) -> bool:
-        keys = [self._k_sub(submission_id), self._k_tenant(tenant), *self._k_statuses(tenant), self._k_created()]
+        keys = [self._k_sub(submission_id), self._k_tenant(tenant), *self._k_statuses(tenant), self._k_created(),
+                *self._k_global_statuses()]
         return bool(self._delete(keys=keys, args=[_dumps(tenant), submission_id]))
+
+    @_redis_errors
+    def erase(self, submission_id: str, tenant: str, audit: AuditRecord) -> bool:
+        """One Lua script: record and indexes, the idempotency keys indexed under the id, the audit entry."""
+        entry = _audit_fill(audit)
+        entry.deleted["records"] = 1
+        keys = [self._k_sub(submission_id), self._k_tenant(tenant), self._k_created(), self._k_idem_of(submission_id),
+                self._k_audit(entry.id), self._k_audit(), self._k_audit(tenant=entry.tenant),
+                *self._k_statuses(tenant), *self._k_global_statuses()]
+        args = [_dumps(tenant), submission_id, entry.id, repr(float(entry.at)), _dumps(entry.to_dict())]
+        return self._erase(keys=keys, args=args) is not None
+
+    @_redis_errors
+    def audit_log(self, tenant: str | None = None, limit: int = 100) -> list[AuditRecord]:
+        ids = self._r.zrevrange(self._k_audit(tenant=tenant), 0, _clamp(limit) - 1)
+        pipe = self._r.pipeline(transaction=False)
+        for audit_id in ids:
+            pipe.hgetall(self._k_audit(audit_id))
+        out = []
+        for raw in pipe.execute():
+            if raw:
+                entry = AuditRecord(**json.loads(raw["record"]))
+                entry.deleted["idempotency_entries"] = int(raw.get("idempotency_entries", 0))
+                out.append(entry)
+        return out
 
     @_redis_errors
     def expired(self, older_than: float) -> Iterator[SubmissionRecord]:
@@ -271,16 +411,16 @@ class RedisState:
     def remember_request(
         self, tenant: str, key: str, request_hash: str, response: dict[str, Any]
     ) -> tuple[str, dict[str, Any]] | None:
-        """SET NX decides the first writer; the loop covers the stored entry expiring in between."""
-        k = self._k_idem(tenant, key)
-        value = _dumps({"hash": request_hash, "response": response})
-        while True:
-            if self._r.set(k, value, nx=True, px=self._ttl_ms):
-                return None
-            stored = self._r.get(k)
-            if stored is not None:
-                data = json.loads(stored)
-                return data["hash"], data["response"]
+        """SET NX decides the first writer, in Lua with the index by submission id (for ``erase``)."""
+        keys = [self._k_idem(tenant, key)]
+        sid = _response_submission_id(response)
+        if sid is not None:
+            keys.append(self._k_idem_of(sid))
+        stored = self._remember(keys=keys, args=[_dumps({"hash": request_hash, "response": response}), self._ttl_ms])
+        if stored is None:
+            return None
+        data = json.loads(stored)
+        return data["hash"], data["response"]
 
     # ---- tenants and keys
 

@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
-from service.contracts import ApiRole, Status, SubmissionRecord
+from service.contracts import ApiRole, AuditRecord, Status, SubmissionRecord
 from service.state_common import (
     BATCH,
     DEFAULT_IDEMPOTENCY_TTL_S,
+    _audit_fill,
     _clamp,
     _dumps,
     _field_updates,
@@ -62,7 +63,16 @@ CREATE TABLE IF NOT EXISTS task_stats (
     name TEXT PRIMARY KEY,  -- counter names: see state_common (task|status|outcome, le|bound, sum, count)
     value NUMERIC NOT NULL  -- integer counts; REAL for sum
 );
-PRAGMA user_version = 2;
+CREATE INDEX IF NOT EXISTS submissions_by_status ON submissions (status, created_at, id);
+CREATE TABLE IF NOT EXISTS audit (
+    id TEXT PRIMARY KEY,
+    at REAL NOT NULL,
+    tenant TEXT NOT NULL,
+    record TEXT NOT NULL  -- AuditRecord as JSON: ids and counts, never names or content
+);
+CREATE INDEX IF NOT EXISTS audit_by_tenant ON audit (tenant, at);
+CREATE INDEX IF NOT EXISTS audit_by_at ON audit (at);
+PRAGMA user_version = 3;
 """
 
 _sqlite_errors = _translate_errors(lambda e: isinstance(e, sqlite3.OperationalError))
@@ -211,9 +221,71 @@ class SqliteState:
         return int(rows[0][0])
 
     @_sqlite_errors
+    def claim(self, submission_id: str, owner: str, lease_until: float, *, now: float,
+              takeover: str | None = None, **fields: Any) -> int | None:
+        """One conditional UPDATE ... RETURNING: the WHERE clause is the whole claim rule (see the contract)."""
+        updates = _field_updates({**fields, "owner": owner, "lease_until": lease_until, "started_at": now})
+        sets = "".join(f", '$.{name}', json(?)" for name in updates)
+        rows = self._conn().execute(
+            "UPDATE submissions SET status = 'processing', record = json_set(record, '$.status', 'processing', "
+            f"'$.attempts', COALESCE(json_extract(record, '$.attempts'), 0) + 1{sets}) "
+            "WHERE id = ? AND (status = 'queued' OR (status = 'processing' AND ("
+            "COALESCE(json_extract(record, '$.lease_until'), 0) < ? OR json_extract(record, '$.owner') = ?))) "
+            "RETURNING json_extract(record, '$.attempts')",
+            [*updates.values(), submission_id, now, takeover],  # takeover None: "= NULL" never matches
+        ).fetchall()
+        return int(rows[0][0]) if rows else None
+
+    @_sqlite_errors
+    def unfinished(self) -> Iterator[SubmissionRecord]:
+        """QUEUED and PROCESSING submissions, oldest first, in keyset batches over the status index."""
+        after: tuple[float, str] = (float("-inf"), "")
+        while True:
+            rows = self._conn().execute(
+                "SELECT created_at, id, status, record FROM submissions WHERE status IN ('queued', 'processing') "
+                "AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?", (*after, BATCH),
+            ).fetchall()
+            for _created, _id, status, record in rows:
+                yield self._row_record(status, record)
+            if len(rows) < BATCH:
+                return
+            after = (rows[-1][0], rows[-1][1])
+
+    @_sqlite_errors
     def delete(self, submission_id: str, tenant: str) -> bool:
         cur = self._conn().execute("DELETE FROM submissions WHERE id = ? AND tenant = ?", (submission_id, tenant))
         return cur.rowcount == 1
+
+    @_sqlite_errors
+    def erase(self, submission_id: str, tenant: str, audit: AuditRecord) -> bool:
+        """One IMMEDIATE transaction: record, idempotency entries naming it, audit row; all or nothing."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("DELETE FROM submissions WHERE id = ? AND tenant = ?",
+                            (submission_id, tenant)).rowcount != 1:
+                conn.execute("ROLLBACK")
+                return False
+            forgotten = conn.execute(
+                "DELETE FROM requests WHERE tenant = ? AND json_extract(response, '$.body.id') = ?",
+                (tenant, submission_id)).rowcount
+            entry = _audit_fill(audit)
+            entry.deleted |= {"records": 1, "idempotency_entries": forgotten}
+            conn.execute("INSERT INTO audit (id, at, tenant, record) VALUES (?, ?, ?, ?)",
+                         (entry.id, entry.at, entry.tenant, _dumps(entry.to_dict())))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return True
+
+    @_sqlite_errors
+    def audit_log(self, tenant: str | None = None, limit: int = 100) -> list[AuditRecord]:
+        sql, args = "SELECT record FROM audit", []
+        if tenant is not None:
+            sql, args = sql + " WHERE tenant = ?", [tenant]
+        rows = self._conn().execute(sql + " ORDER BY at DESC, id DESC LIMIT ?", [*args, _clamp(limit)]).fetchall()
+        return [AuditRecord(**json.loads(r[0])) for r in rows]
 
     @_sqlite_errors
     def expired(self, older_than: float) -> Iterator[SubmissionRecord]:
@@ -309,8 +381,12 @@ class SqliteState:
 #   {p}:sub:{id}                   hash: one field per SubmissionRecord field, value JSON-encoded
 #   {p}:tenant:{tenant}            zset id -> created_at (listing, newest first)
 #   {p}:tenant-status:{s}:{tenant} zset id -> created_at, one per status (filtered listing)
+#   {p}:status:{s}                 zset id -> created_at over all tenants, one per status (unfinished)
 #   {p}:created                    zset id -> created_at over all tenants (expired)
 #   {p}:idem:{len(tenant)}:{tenant}:{key}  JSON {"hash", "response"}, SET NX with a TTL
+#   {p}:idem-of:{submission id}    set of the idem keys whose response names it (erase), same TTL
+#   {p}:audit:{audit id}           hash: record (AuditRecord JSON), idempotency_entries (count)
+#   {p}:audit-index, {p}:audit-tenant:{tenant}  zsets audit id -> at
 #   {p}:key:{sha256}               "tenant|role"
 #   {p}:tenant-secret:{tenant}     webhook secret
 #   {p}:stats:tasks                hash: task metrics counters (names in state_common), HINCRBY in MULTI

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import IO, Any, Literal
 from urllib.parse import urlsplit
 
+from service.contracts import ObjectInfo
+
 MiB = 1024 * 1024
 CHUNK = 1 * MiB  # streaming copy unit: bounded memory whatever the object size
 PART_SIZE = 10 * MiB  # multipart part size when the length is unknown (S3 minimum is 5 MiB)
@@ -145,6 +147,22 @@ class LocalStorage:
                     deleted += 1
             self._prune_empty_dirs(start, prefix)
         return deleted
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Keys starting with ``prefix`` (not in-flight temp files), walked with non-matching subtrees pruned.
+
+        Read-after-write and list-after-write hold because ``put`` renames the finished file into place.
+        """
+        start = self._path(prefix, prefix=True)
+        if not prefix.endswith("/"):
+            start = start.parent
+        with _os_errors(prefix):
+            for key in self._keys_under(start, prefix):
+                try:
+                    st = (self.root / key).stat()
+                except FileNotFoundError:  # deleted since the walk saw it
+                    continue
+                yield ObjectInfo(key, st.st_size, st.st_mtime)
 
     def _keys_under(self, start: Path, prefix: str) -> Iterator[str]:
         """Keys under ``start`` matching ``prefix``; skips in-flight temp files and non-matching subtrees."""
@@ -380,6 +398,18 @@ class MinioStorage:
             first = errors[0]
             raise StorageError(code, f"{prefix}: {len(errors)} of {listed} not deleted ({first.code} {first.name})")
         return listed
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """ListObjectsV2, 1000 keys a page, lazily; no bucket yet lists nothing."""
+        check_key(prefix, prefix=True)
+        try:
+            with _s3_errors(prefix):
+                for obj in self._client.list_objects(self.bucket, prefix=prefix, recursive=True):
+                    modified = obj.last_modified.timestamp() if obj.last_modified else 0.0
+                    yield ObjectInfo(obj.object_name or "", int(obj.size or 0), modified)
+        except StorageError as e:
+            if e.code != "not_found":
+                raise
 
     def presigned_put(self, key: str, expires_s: int) -> str | None:
         check_key(key)

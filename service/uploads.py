@@ -11,10 +11,21 @@ network chunk plus the small text fields (capped), whatever the files' size.
 Why the temp files live under ``settings.data_dir`` and not ``/tmp``: ``/tmp``
 is often tmpfs, i.e. RAM, which would undo the point of streaming.
 
-Nothing here trusts the client: the file's type is sniffed from its content
-(``extractors.sniff``), its name is only ever display metadata (sanitised,
-never a path or a storage key), and the part's Content-Type is ignored
-(OWASP upload checklist, reliability-anchors §2).
+Nothing here trusts the client (OWASP upload checklist, reliability-anchors §2):
+
+* the name must end in an allowed extension, the formats we read (``ALLOWED_EXTENSIONS``),
+  checked as the part's headers arrive, so a refused name costs no body bytes. The check
+  runs on the percent-decoded name and again on what precedes a NUL (``cv.php%00.pdf`` is
+  ``cv.php`` to C code), with no trimming (``cv.PDF `` is refused, not "fixed");
+* the type is sniffed from the content (``extractors.sniff``) and must be the family the
+  extension names (a .pptx sent as ``cv.pdf`` is 422 ``content_mismatch``); the part's and
+  the request's Content-Type never change a decision;
+* the name is otherwise only display metadata: sanitised, length-capped, never a path or a
+  storage key (objects are ``originals/NNN`` under a generated submission id).
+
+Backpressure, checked before a body is read (so a refusal stores nothing): at most
+``max_inflight_uploads`` bodies are received at once per API process (503), and no new
+submission is taken while ``max_queued`` wait in the broker queue (429). Both carry Retry-After.
 """
 
 from __future__ import annotations
@@ -26,10 +37,11 @@ import logging
 import re
 import shutil
 import tempfile
+import threading
 import time
 import unicodedata
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
@@ -62,6 +74,26 @@ MAX_PART_HEADER_BYTES = 16 * 1024  # a 10 000-character file name is capped, not
 SPOOL_MAX_AGE_S = 24 * 3600.0  # far longer than any upload can take
 FORM_OVERHEAD_BYTES = 1024 * 1024  # part headers, boundaries and text fields on top of the files
 _DOCUMENT_FORMATS = {"docx", "pptx", "pdf"}  # extractors.pipeline refuses these above max_document_bytes
+QUEUE_FULL_RETRY_AFTER_S = 15
+QUEUE_UNAVAILABLE = "queue_unavailable"
+INFLIGHT_RETRY_AFTER_S = 5
+
+#: The extensions an upload's name may end in, and the sniffed format family each one promises:
+#: exactly the formats the extractors read. Anything else is refused by name (415) before its bytes are read.
+ALLOWED_EXTENSIONS: dict[str, str] = {
+    "pdf": "pdf", "docx": "docx", "pptx": "pptx", "ppsx": "pptx", "zip": "zip",
+    "txt": "text", "md": "text", "markdown": "text",
+    "png": "image", "jpg": "image", "jpeg": "image", "gif": "image", "webp": "image",
+    **dict.fromkeys(("mp4", "m4v", "mov", "m4a", "mp3", "wav", "webm", "mkv", "avi", "ogg", "oga", "opus", "flac",
+                     "aif", "aiff", "flv", "wmv", "wma"), "media"),
+}
+#: Refused extensions that have a better remedy than the list of allowed ones.
+_EXTENSION_REMEDIES = {
+    "doc": "Open it in Word and 'Save as' .docx.",
+    "ppt": "Open it in PowerPoint and 'Save as' .pptx.",
+    "odt": "Save it as .docx (Word) and upload that.",
+    "odp": "Save it as .pptx (PowerPoint) and upload that.",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +112,7 @@ class SpooledFile:
     sha256: str = ""
     detected: str = ""
     upload_id: str = ""  # set when the bytes came through an upload URL, not this request
+    ext: str = ""  # the allowed extension the name ends in (lower case): the format family the content must be
 
 
 @dataclass(slots=True)
@@ -113,6 +146,42 @@ def display_name(raw: str, index: int) -> str:
         suffix = suffix if len(suffix) <= 16 else ""
         name = name[: MAX_NAME_CHARS - len(suffix)] + suffix
     return name or f"file-{index:03d}"
+
+
+def extension_of(raw: str) -> str | None:
+    """The allowed extension (lower case) ``raw`` ends in, or None.
+
+    Validated as OWASP says: after decoding (one round of %XX), on the last path segment, and
+    on both the whole name and what precedes a NUL; nothing is trimmed, so a trailing space or
+    dot, or an invisible character after the extension, leaves no allowed extension.
+    """
+    decoded = unquote(raw, errors="strict") if "%" in raw else raw
+    exts = []
+    for candidate in (decoded, decoded.split("\x00", 1)[0]):
+        stem, dot, ext = candidate.replace("\\", "/").rsplit("/", 1)[-1].rpartition(".")
+        if not dot or not stem or ext.lower() not in ALLOWED_EXTENSIONS:
+            return None
+        exts.append(ext.lower())
+    return exts[0]
+
+
+def check_name(raw: str, index: int) -> str:
+    """The allowed extension of file #``index``'s name, or 415 ``extension_not_allowed`` (a typed body)."""
+    try:
+        ext = extension_of(raw)
+    except UnicodeDecodeError:
+        ext = None
+    if ext is not None:
+        return ext
+    segment = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    shown = segment.rpartition(".")[2].lower() if "." in segment else ""
+    shown = shown if shown.isascii() and shown.isalnum() and len(shown) <= 8 else ""
+    remedy = _EXTENSION_REMEDIES.get(shown) or ("Upload documents as " + ", ".join(
+        f".{e}" for e in ALLOWED_EXTENSIONS if ALLOWED_EXTENSIONS[e] != "media") + ", or media files; name each "
+        "file with its real extension.")
+    what = f"'.{shown}' files are not accepted" if shown else "the name has no allowed extension"
+    raise ApiError(415, "extension_not_allowed", f"file #{index}: {what}", remedy,
+                   options=sorted(f".{e}" for e in ALLOWED_EXTENSIONS))
 
 
 def _disposition(value: str) -> tuple[str, str | None]:
@@ -198,8 +267,9 @@ class _Receiver:
         index = len(self.upload.files) + 1
         if index > self.limits.max_files:
             raise too_large("too_many_files", f"more than {self.limits.max_files} files in one submission")
+        ext = check_name(filename, index)  # before a byte of the body is read or spooled
         path = self.spool / f"{index:03d}"
-        self._file = SpooledFile(index, path, display_name(filename, index))
+        self._file = SpooledFile(index, path, display_name(filename, index), ext=ext)
         self._fh = path.open("xb")
         self._hash = hashlib.sha256()
         self.upload.files.append(self._file)
@@ -341,20 +411,42 @@ def _refused(f: SpooledFile, exc: ExtractionError) -> ApiError:
     return ApiError(_REFUSED_STATUS.get(exc.code, 422), str(exc.code), f"file #{f.index}: {exc.message}", exc.remedy)
 
 
+def content_mismatch(f: SpooledFile, found: str) -> ApiError:
+    return ApiError(422, "content_mismatch", f"file #{f.index}: content does not match the file name "
+                    f"(named .{f.ext}, but the content is {found})",
+                    "Upload the file under its real extension (save it in the format its name says).")
+
+
 def sniff_files(upload: Upload, limits: Limits) -> None:
-    """Refuse, file by file, what extraction would refuse outright; sets ``detected``. Blocking: run in a thread."""
+    """Refuse, file by file, what extraction would refuse outright; sets ``detected``. Blocking: run in a thread.
+
+    The content decides the format; the extension must name that format's family (else 422
+    ``content_mismatch``). The name is passed to the sniffer only for text, where it tells
+    Markdown from plain text: passed for a binary extension it would turn "HTML named .pdf"
+    into a vaguer ``corrupt``. A PDF also gets the parser-free byte preflight (header,
+    ``startxref``, xref loop) the worker would run, so a truncated one is refused now, not queued.
+    """
     for f in upload.files:
+        if not f.ext:  # a staged upload: its name was checked when the upload URL was made
+            f.ext = check_name(f.name, f.index)
+        family = ALLOWED_EXTENSIONS[f.ext]
         try:
-            found = sniff(f.path, limits, f.name)
+            found = sniff(f.path, limits, f.name if family == "text" else "")
             if found.format in _DOCUMENT_FORMATS and f.size > limits.max_document_bytes:
                 raise ExtractionError(ErrorCode.TOO_LARGE,
                                       f"document is {f.size} bytes (limit {limits.max_document_bytes})")
             if found.format == "zip":  # a portfolio: its directory is checked now, members by the worker
                 zipscan.open_zip(str(f.path), limits).close()
+            if found.format == "pdf":
+                from extractors.pdf_preflight import preflight  # imports pypdf; only the byte checks run here
+
+                preflight(f.path, limits)
         except ExtractionError as exc:
             raise _refused(f, exc) from exc
         except Exception as exc:  # a sniffer bug on hostile bytes is a refusal, never a 500 with a traceback
             raise _refused(f, ExtractionError(ErrorCode.CORRUPT, "the file could not be identified")) from exc
+        if found.format != family:
+            raise content_mismatch(f, found.format)
         f.detected = found.format
 
 
@@ -387,10 +479,16 @@ class Submissions:
        concurrent twin rolls its own objects and record back and answers with the first);
     5. enqueue. If the queue is down the record is failed (``queue_unavailable``), never
        left queued for ever, and the caller gets 503. Then the uploads' staging objects are deleted.
+
+    Before any of it: the in-flight and queue caps (503 / 429, nothing read or stored).
+
+    Idempotency never replays a 503: a retry whose key names a submission failed
+    ``queue_unavailable`` (its first attempt got 503) queues that same submission instead, and
+    answers 202 as an execution, not a replay. Refusals (4xx) are never remembered at all.
     """
 
     def __init__(self, settings: Settings, state: StateStore, storage: Storage, enqueue: Callable[[str], None],
-                 limits: Limits, base_url: str, staging: Staging) -> None:
+                 limits: Limits, base_url: str, staging: Staging, queue_depth: Callable[[], int] | None = None) -> None:
         self.settings = settings
         self.state = state
         self.storage = storage
@@ -398,6 +496,7 @@ class Submissions:
         self.limits = limits
         self.base_url = base_url
         self.staging = staging
+        self.queue_depth = queue_depth
         self.upload_limits = UploadLimits(settings.max_file_bytes, settings.max_submission_bytes, settings.max_files)
         sweep_spool(settings.data_dir)
 
@@ -406,6 +505,30 @@ class Submissions:
         idempotency_key: str | None,
     ) -> tuple[int, dict[str, Any], bool]:
         """(status code, body, replayed) or ApiError."""
+        with self.staging.inflight.slot():
+            await self._check_queue()
+            return await self._create(tenant, chunks, content_type, content_length, idempotency_key)
+
+    async def _check_queue(self) -> None:
+        """429 ``queue_full`` while ``max_queued`` submissions wait in the broker queue (unknown depth: no refusal).
+
+        The broker's count is global (every tenant) and cheap (one LLEN on Redis). Submissions
+        being received when the cap is reached still go in: the cap is soft by at most the
+        in-flight upload cap, which bounds them.
+        """
+        cap = self.settings.max_queued
+        if not cap or self.queue_depth is None:
+            return
+        depth = await run_in_threadpool(self.queue_depth)
+        if depth >= cap:
+            raise ApiError(429, "queue_full", f"{depth} submissions are waiting to be checked (the cap is {cap})",
+                           "Wait for the number of seconds in Retry-After and submit again.",
+                           headers={"Retry-After": str(QUEUE_FULL_RETRY_AFTER_S)})
+
+    async def _create(
+        self, tenant: str, chunks: AsyncIterator[bytes], content_type: str | None, content_length: str | None,
+        idempotency_key: str | None,
+    ) -> tuple[int, dict[str, Any], bool]:
         spool = await run_in_threadpool(make_spool, self.settings.data_dir)
         try:
             upload = await receive(chunks, content_type, content_length, spool, self.upload_limits,
@@ -465,18 +588,42 @@ class Submissions:
                 self._rollback(rec)
                 if prior[0] != request_hash(upload):
                     raise idempotency_conflict()
-                return int(prior[1].get("status_code", 202)), dict(prior[1]["body"]), True
+                first = dict(prior[1]["body"])
+                if self._resume(tenant, str(first.get("id", ""))):
+                    return 202, first, False
+                return int(prior[1].get("status_code", 202)), first, True
+        self._enqueue_or_fail(sid)
+        event("submission_accepted", tenant=tenant, submission_id=sid, files=len(files),
+              bytes=sum(f.size for f in files), profile=sel.profile, method=sel.method)
+        return 202, body, False
+
+    def _enqueue_or_fail(self, sid: str) -> None:
+        """Enqueue, or fail the record ``queue_unavailable`` (never queued for ever) and answer 503."""
         try:
             self.enqueue(sid)
         except Exception as exc:
             with contextlib.suppress(Exception):
-                self.state.transition(sid, frozenset({Status.QUEUED}), Status.FAILED, error_code="queue_unavailable",
+                self.state.transition(sid, frozenset({Status.QUEUED}), Status.FAILED, error_code=QUEUE_UNAVAILABLE,
                                       error_message="the submission could not be queued for checking",
                                       remedy="Submit it again in a few minutes.", finished_at=time.time())
-            raise unavailable("queue_unavailable", "the processing queue") from exc
-        event("submission_accepted", tenant=tenant, submission_id=sid, files=len(files),
-              bytes=sum(f.size for f in files), profile=sel.profile, method=sel.method)
-        return 202, body, False
+            raise unavailable(QUEUE_UNAVAILABLE, "the processing queue") from exc
+
+    def _resume(self, tenant: str, sid: str) -> bool:
+        """Queue again the keyed submission whose first attempt answered 503 ``queue_unavailable``.
+
+        True if this call queued it (the caller answers 202 as an execution); False if there is
+        nothing to resume (the first attempt succeeded: replay) or a concurrent retry resumed it.
+        Its objects were kept when it failed, and its request hash equals this one's: same files.
+        """
+        rec = self.state.get(sid, tenant) if sid else None
+        if rec is None or rec.status is not Status.FAILED or rec.error_code != QUEUE_UNAVAILABLE:
+            return False
+        if not self.state.transition(sid, frozenset({Status.FAILED}), Status.QUEUED, error_code=None,
+                                     error_message=None, remedy=None, finished_at=None):
+            return False
+        self._enqueue_or_fail(sid)
+        event("submission_resumed", tenant=tenant, submission_id=sid)
+        return True
 
     def _store(self, prefix: str, upload: Upload) -> list[StoredFile]:
         """Copy every spooled file to storage under a generated key; all or nothing."""
@@ -502,6 +649,34 @@ class Submissions:
         with contextlib.suppress(Exception):
             self.state.delete(rec.id, rec.tenant)
         self._discard(submission_prefix(rec.tenant, rec.id))
+
+
+class Inflight:
+    """Counts the upload bodies one API process is receiving; past ``cap`` a new one gets 503 at once.
+
+    Why refuse rather than queue: a waiting upload still holds its connection and, once
+    admitted, a spool directory; a client told 503 + Retry-After holds nothing. Per process,
+    as each replica's disk and sockets are its own. ``cap`` 0 means no cap.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.count = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        with self._lock:
+            if self.cap and self.count >= self.cap:
+                raise ApiError(503, "too_many_uploads", f"this server is already receiving {self.count} uploads",
+                               "Wait for the number of seconds in Retry-After and send the request again.",
+                               headers={"Retry-After": str(INFLIGHT_RETRY_AFTER_S)})
+            self.count += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.count -= 1
 
 
 def idempotency_conflict() -> ApiError:

@@ -3,8 +3,13 @@
 Delivery itself belongs to the worker; this module is the contract both sides
 share. Signing follows the Stripe scheme (reliability-anchors §5): HMAC-SHA256
 over ``"<timestamp>." + raw body`` so a receiver can verify the exact bytes it
-got, a constant-time compare, and a 300 s replay window. Several ``v1=`` values
-may be sent at once so a tenant can rotate its secret without downtime.
+got, a constant-time compare, and a 300 s replay window (past *or* future, as Svix).
+
+Rotation without downtime: a tenant's stored secret may hold several secrets separated
+by whitespace, newest first (``"NEW OLD"``). Every delivery then carries one ``v1=`` per
+secret, so a receiver still on the old secret and one already on the new one both verify;
+drop the old one once every receiver has switched. Published test vectors:
+``tests/data/webhook_vectors.json``.
 
 Why an SSRF guard: a callback URL is an attacker-chosen target for a request
 made from inside our network (metadata endpoints at 169.254.169.254, Redis on
@@ -35,36 +40,46 @@ def sign(secret: str, timestamp: int | str, body: bytes) -> str:
     return mac.hexdigest()
 
 
+def secret_list(secrets_: str | Iterable[str]) -> list[str]:
+    """The secrets a stored value (or list) holds: whitespace separates them, newest first, duplicates once."""
+    items = secrets_.split() if isinstance(secrets_, str) else [s for v in secrets_ for s in v.split()]
+    return list(dict.fromkeys(items))
+
+
 def signature_headers(secrets_: str | Iterable[str], body: bytes, timestamp: int | None = None) -> dict[str, str]:
-    """Headers for one delivery; several secrets give several ``v1=`` values (rotation)."""
+    """Headers for one delivery: one ``v1=`` value per secret (``"NEW OLD"`` during a rotation)."""
     ts = int(time.time()) if timestamp is None else timestamp
-    keys = [secrets_] if isinstance(secrets_, str) else list(secrets_)
+    keys = secret_list(secrets_)
+    if not keys:
+        raise ValueError("no webhook secret to sign with")
     sigs = ",".join(f"v1={sign(s, ts, body)}" for s in keys)
     return {SIGNATURE_HEADER: sigs, TIMESTAMP_HEADER: str(ts), "Content-Type": "application/json"}
 
 
 def verify(
-    secret: str,
+    secret: str | Iterable[str],
     headers: Mapping[str, str],
     body: bytes,
     tolerance_s: int = DEFAULT_TOLERANCE_S,
     now: float | None = None,
 ) -> bool:
-    """True iff a ``v1`` signature matches ``body`` and the timestamp is within ``tolerance_s`` of now."""
+    """True iff a ``v1`` signature matches ``body`` under one of the receiver's secrets (a rotating
+    receiver may hold two) and the timestamp is within ``tolerance_s`` of now, either way."""
     lower = {k.lower(): v for k, v in headers.items()}
     raw_ts = lower.get(TIMESTAMP_HEADER.lower(), "").strip()
     raw_sig = lower.get(SIGNATURE_HEADER.lower(), "")
-    if not raw_ts.isdigit() or not raw_sig:
+    keys = secret_list(secret)
+    if not raw_ts.isascii() or not raw_ts.isdigit() or len(raw_ts) > 12 or not raw_sig or not keys:
         return False
     current = time.time() if now is None else now
     if abs(current - int(raw_ts)) > tolerance_s:
         return False
-    expected = sign(secret, raw_ts, body)
+    expected = [sign(k, raw_ts, body).encode() for k in keys]
     ok = False
     for part in raw_sig.split(","):
         scheme, _, value = part.strip().partition("=")
-        # no early exit: every candidate is compared, in constant time
-        ok |= scheme == "v1" and hmac.compare_digest(value.strip().encode(), expected.encode())
+        for want in expected:  # no early exit: every candidate is compared, in constant time
+            ok |= scheme == "v1" and hmac.compare_digest(value.strip().encode(), want)
     return ok
 
 

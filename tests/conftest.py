@@ -35,3 +35,30 @@ def env(tmp_path: Path) -> Iterator[Any]:
     e = make_env(tmp_path)
     yield e
     e.state.close()
+
+
+# -- the reliability catalogue report ---------------------------------------------------------------------------
+# With GATECHECK_CATALOGUE_REPORT=<file>, every test marked catalogue(n) appends one JSON line: its node id, the
+# catalogue numbers, outcome and duration. benchmarks/catalogue_report.py turns that into the closing table.
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    out = os.environ.get("GATECHECK_CATALOGUE_REPORT")
+    numbers = getattr(report, "catalogue", None)
+    if not out or not numbers:
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        import json
+
+        row = {"nodeid": report.nodeid, "catalogue": numbers, "outcome": report.outcome,
+               "seconds": round(report.duration, 3)}
+        with open(out, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    numbers = sorted({int(m.args[0]) for m in item.iter_markers("catalogue")})
+    if numbers:
+        outcome.get_result().catalogue = numbers

@@ -172,10 +172,11 @@ def test_standard_code_with_single_method_profile_needs_no_method(env: Env) -> N
     assert rec is not None and (rec.profile, rec.method) == ("st0949-generic", "portfolio")
 
 
+@pytest.mark.catalogue(4)
 def test_hostile_filenames_never_reach_keys_or_disk(env: Env, tmp_path: Path) -> None:
     content = docx_bytes()
-    names = ["../../etc/passwd", "con.docx", "r\u00e9sum\u00e9 \u202excod.docx", "..\\..\\win.ini",
-             "a" * 5000 + ".docx", "nul\x00byte.docx"]
+    names = ["../../etc/passwd.docx", "con.docx", "r\u00e9sum\u00e9 \u202excod.docx", "..\\..\\win.ini.docx",
+             "a" * 5000 + ".docx", "nul.docx\x00byte.docx"]  # every name ends in an allowed extension
     r = env.post([(n, content) for n in names])
     assert r.status_code == 202, r.text
     rec = env.state.get(r.json()["id"], "acme")
@@ -183,10 +184,10 @@ def test_hostile_filenames_never_reach_keys_or_disk(env: Env, tmp_path: Path) ->
     prefix = submission_prefix("acme", rec.id)
     assert [f.key for f in rec.files] == [f"{prefix}originals/{n:03d}" for n in range(1, 7)]
     shown = [f.name for f in rec.files]
-    assert shown[:4] == ["passwd", "con.docx", "r\u00e9sum\u00e9 xcod.docx", "win.ini"]
+    assert shown[:4] == ["passwd.docx", "con.docx", "r\u00e9sum\u00e9 xcod.docx", "win.ini.docx"]
     assert len(shown[4]) == 255 and shown[4].endswith(".docx")
     assert "\x00" not in shown[5]
-    assert not list(tmp_path.rglob("passwd")) and not list(tmp_path.rglob("win.ini"))
+    assert not list(tmp_path.rglob("passwd*")) and not list(tmp_path.rglob("win.ini*"))
     assert all(sha((env.storage.root / f.key).read_bytes()) == sha(content) for f in rec.files)
 
 
@@ -198,6 +199,7 @@ def test_hostile_filenames_never_reach_keys_or_disk(env: Env, tmp_path: Path) ->
     ({"max_submission_bytes": 10_000}, 2, "submission_too_large"),
     ({"max_files": 2}, 3, "too_many_files"),
 ])
+@pytest.mark.catalogue(3)
 def test_limits_answer_413_and_store_nothing(tmp_path: Path, overrides: dict[str, int], count: int,
                                              code: str) -> None:
     env = make_env(tmp_path, **overrides)
@@ -219,6 +221,7 @@ def _multipart_stream(boundary: str, total_chunks: int, consumed: list[int]) -> 
     return gen()
 
 
+@pytest.mark.catalogue(3)
 def test_limit_is_enforced_while_streaming_without_reading_the_rest(tmp_path: Path) -> None:
     env = make_env(tmp_path, max_file_bytes=256 * 1024)
     app = env.client.app
@@ -237,6 +240,7 @@ def test_limit_is_enforced_while_streaming_without_reading_the_rest(tmp_path: Pa
     env.assert_nothing_stored()
 
 
+@pytest.mark.catalogue(3)
 def test_declared_content_length_over_the_limit_is_refused_before_reading(tmp_path: Path) -> None:
     env = make_env(tmp_path, max_submission_bytes=1000, max_files=1)
     r = env.client.post("/v1/submissions", content=b"x" * 10, headers=env.headers(**{
@@ -263,6 +267,7 @@ def test_content_is_sniffed_not_the_name_and_a_refusal_stores_nothing(env: Env) 
     env.assert_nothing_stored()
 
 
+@pytest.mark.catalogue(14)
 def test_zip_bomb_portfolio_is_refused_at_upload(env: Env) -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -305,7 +310,7 @@ def test_not_multipart_and_no_files(env: Env) -> None:
     assert r.status_code == 422 and r.json()["error"]["code"] == "no_files"
     r = env.client.post("/v1/submissions", headers=env.headers(**{
         "Content-Type": "multipart/form-data; boundary=zz"}), content=b"--zz\r\nContent-Disposition: form-data; "
-                                                                      b'name="files"; filename="a"\r\n\r\nabc')
+                                                                      b'name="files"; filename="a.pdf"\r\n\r\nabc')
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_multipart"
     env.assert_nothing_stored()
 
@@ -321,6 +326,7 @@ def test_callback_url_to_private_address_is_refused(env: Env) -> None:
     assert rec is not None and rec.callback_url == "https://93.184.216.34/hook"
 
 
+@pytest.mark.catalogue(28)
 def test_queue_down_fails_the_record_and_answers_503(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
     state = SqliteState(tmp_path / "s.sqlite3")
@@ -341,6 +347,7 @@ def test_queue_down_fails_the_record_and_answers_503(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- idempotency
 
 
+@pytest.mark.catalogue(34)
 def test_idempotency_replay_and_conflict(env: Env) -> None:
     files = [("r.docx", docx_bytes())]
     first = env.post(files, **{"Idempotency-Key": "k-123"})
@@ -351,7 +358,7 @@ def test_idempotency_replay_and_conflict(env: Env) -> None:
     assert [r.id for r in env.records()] == [sid] and env.enqueued == [sid]
     assert all(k.startswith(submission_prefix("acme", sid)) for k in env.objects())
 
-    other = env.post([("r.docx", corpus_file(PPTX).read_bytes())], **{"Idempotency-Key": "k-123"})
+    other = env.post([("r.pptx", corpus_file(PPTX).read_bytes())], **{"Idempotency-Key": "k-123"})
     assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_conflict"
     renamed = env.post([("renamed.docx", docx_bytes())], **{"Idempotency-Key": "k-123"})
     assert renamed.status_code == 409
@@ -368,6 +375,7 @@ def test_idempotency_replay_and_conflict(env: Env) -> None:
 # --------------------------------------------------------------------------- auth, roles, tenants, limits
 
 
+@pytest.mark.catalogue(38)
 def test_bad_or_missing_key_is_401(env: Env) -> None:
     for headers in ({}, {"Authorization": "Bearer gck_wrong"}, {"Authorization": "Basic abc"},
                     {"Authorization": "Bearer " + "x" * 5000}):
@@ -376,6 +384,7 @@ def test_bad_or_missing_key_is_401(env: Env) -> None:
         assert r.headers["www-authenticate"].startswith("Bearer")
 
 
+@pytest.mark.catalogue(38)
 def test_keys_are_stored_as_hashes_only(env: Env) -> None:
     plaintext = env.keys["acme", ApiRole.READER]
     assert env.state.find_api_key(hash_key(plaintext)) == ("acme", ApiRole.READER)
@@ -383,6 +392,7 @@ def test_keys_are_stored_as_hashes_only(env: Env) -> None:
     assert plaintext.encode() not in (env.state.path).read_bytes()
 
 
+@pytest.mark.catalogue(38)
 def test_roles(env: Env) -> None:
     r = env.post([("r.docx", docx_bytes())], role=ApiRole.READER)
     assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
@@ -395,6 +405,7 @@ def test_roles(env: Env) -> None:
     assert env.post([("r.docx", docx_bytes())], role=ApiRole.ADMIN).status_code == 202
 
 
+@pytest.mark.catalogue(35)
 def test_foreign_tenant_gets_404_everywhere(env: Env) -> None:
     sid = accepted(env)
     for role in ApiRole:
@@ -409,6 +420,7 @@ def test_foreign_tenant_gets_404_everywhere(env: Env) -> None:
         assert env.client.get(f"/v1/submissions/{bad}", headers=env.headers()).status_code == 404
 
 
+@pytest.mark.catalogue(38)
 def test_failed_auth_from_one_address_is_rate_limited(env: Env) -> None:
     for _ in range(10):
         assert env.client.get("/v1/standards", headers={"Authorization": "Bearer guess"}).status_code == 401
@@ -418,6 +430,7 @@ def test_failed_auth_from_one_address_is_rate_limited(env: Env) -> None:
     assert env.client.get("/v1/standards", headers=env.headers()).status_code == 429
 
 
+@pytest.mark.catalogue(38)
 def test_per_key_rate_limit(tmp_path: Path) -> None:
     env = make_env(tmp_path, rate_limit_per_minute=3)
     codes = [env.client.get("/v1/standards", headers=env.headers()).status_code for _ in range(4)]
@@ -504,6 +517,7 @@ def test_list_filters_by_status_and_pages(env: Env) -> None:
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_cursor"
 
 
+@pytest.mark.catalogue(40)
 def test_delete_removes_every_object_and_the_record(env: Env) -> None:
     sid = accepted(env, [("a.docx", docx_bytes()), ("b.zip", portfolio_zip())])
     keep = accepted(env)
@@ -642,6 +656,7 @@ def test_create_app_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 # --------------------------------------------------------------------------- webhooks
 
 
+@pytest.mark.catalogue(37)
 def test_webhook_sign_and_verify() -> None:
     body, secret, ts = b'{"id":"abc","status":"done"}', "whsec-test", 1_700_000_000
     # the documented construction, recomputed independently

@@ -68,6 +68,7 @@ def test_table_covers_the_whole_folder() -> None:
     assert {p.name for p in bad.iterdir()} == set(EXPECTED) | set(READABLE)
 
 
+@pytest.mark.catalogue(15)
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_bad_file_gives_a_typed_error(name: str) -> None:
@@ -86,6 +87,7 @@ def test_bad_file_gives_a_typed_error(name: str) -> None:
     assert elapsed < 30
 
 
+@pytest.mark.catalogue(9)
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("name", sorted(set(READABLE) - {"poi_test_recursive_embedded.docx"}))
 def test_readable_pdf_hazards_are_survived(name: str) -> None:

@@ -66,7 +66,7 @@ def dockerfile_instructions(keyword: str) -> list[str]:
 
 
 def test_services() -> None:
-    assert set(SERVICES) == {"api", "worker", "beat", "flower", "redis", "minio", "minio-init"}
+    assert set(SERVICES) == {"api", "worker", "beat", "flower", "redis", "minio", "minio-init", "clamav"}
 
 
 def test_required_secrets_have_no_defaults() -> None:
@@ -88,6 +88,7 @@ def test_app_env_is_scale_out_and_identical() -> None:
         assert shared == {k: v for k, v in api.items() if k.startswith("GATECHECK_")}, name
 
 
+@pytest.mark.catalogue(26)
 def test_time_limit_below_visibility_timeout() -> None:
     env = service("worker")["environment"]
     settings = Settings(task_time_limit_s=int(env["GATECHECK_TASK_TIME_LIMIT_S"]),
@@ -109,14 +110,26 @@ def test_env_names_are_read_by_the_code() -> None:
                 assert key.removeprefix("GATECHECK_") in read, key
 
 
+@pytest.mark.catalogue(29)
 def test_redis_persists_the_queue_and_never_evicts() -> None:
     redis = service("redis")
     cmd = command("redis")
     flags = dict(zip(cmd[1::2], cmd[2::2], strict=False))
     assert cmd[0] == "redis-server"
-    assert flags["--appendonly"] == "yes" and flags["--appendfsync"] == "everysec"
+    # always: an acknowledged submission is on disk before the 202 (catalogue 28; Redis 7 has no WAITAOF)
+    assert flags["--appendonly"] == "yes" and flags["--appendfsync"] == "always"
     assert flags["--maxmemory-policy"] == "noeviction" and flags["--maxmemory"]
     assert any(v.endswith(":/data") for v in redis["volumes"])
+
+
+def test_beat_schedules_retention_and_the_reconciler() -> None:
+    """Beat (exactly one, in compose) drives both: retention with erasure audit, and re-enqueueing lost work."""
+    from worker.celery_app import config
+
+    schedule = config(Settings(broker_url="redis://redis:6379/0"))["beat_schedule"]
+    assert {e["task"] for e in schedule.values()} >= {"worker.tasks.purge_expired", "worker.tasks.reconcile"}
+    assert next(e for e in schedule.values() if e["task"] == "worker.tasks.reconcile")["schedule"] <= 300
+    assert service("beat")["command"][:4] == ["celery", "-A", "worker.celery_app", "beat"]
 
 
 def test_volumes_are_declared_and_mounted() -> None:
@@ -199,3 +212,22 @@ def test_flower_and_consoles_are_not_public() -> None:
     for name in ("flower", "minio"):
         for port in service(name).get("ports", []):
             assert port.startswith("127.0.0.1:"), (name, port)
+
+
+@pytest.mark.catalogue(22)
+def test_clamav_scans_for_the_worker_and_never_passes_an_unscanned_file() -> None:
+    """The worker scans every original with clamd (worker/avscan.py); over-limit files must not come back OK."""
+    assert service("api")["environment"]["GATECHECK_CLAMD"] == "tcp://clamav:3310"
+    assert service("worker")["depends_on"]["clamav"]["condition"] == "service_healthy"
+    assert service("worker")["depends_on"]["redis"] == service("api")["depends_on"]["redis"]
+    clamav = service("clamav")
+    assert clamav["image"].startswith("clamav/clamav:")
+    assert any(v == "clamav-db:/var/lib/clamav" for v in clamav["volumes"])  # freshclam's databases persist
+    (mount,) = clamav["configs"]
+    assert mount == {"source": "clamd-conf", "target": "/etc/clamav/clamd.conf"}
+    conf = dict(line.split(None, 1) for line in COMPOSE["configs"]["clamd-conf"]["content"].splitlines() if line)
+    assert conf["AlertExceedsMax"] == "yes"  # else clamd answers "OK" for a file it gave up on (anchors Z9)
+    assert conf["TCPSocket"] == "3310" and conf["LocalSocket"] == "/tmp/clamd.sock"  # the image's entrypoint waits
+    for key in ("StreamMaxLength", "MaxFileSize", "MaxScanSize"):  # ClamAV reads at most 2 GiB - 1 per file
+        assert conf[key].endswith("M") and int(conf[key][:-1]) < 4096, key
+    assert int(conf["MaxFileSize"][:-1]) <= 2047 and conf["StreamMaxLength"] == conf["MaxFileSize"]

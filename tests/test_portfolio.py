@@ -40,6 +40,7 @@ def test_gateway_zip_keeps_folder_groups(tmp_path: Path) -> None:
     assert result.errors[0]["file"].endswith("gateway.zip/legacy/old.doc")
 
 
+@pytest.mark.catalogue(16)
 @pytest.mark.parametrize("name", ["../escape.txt", "/etc/passwd", "a/../../b.txt", "C:\\win.txt"])
 def test_zip_slip_names_refuse_the_archive(tmp_path: Path, name: str) -> None:
     z = _zip(tmp_path / "slip.zip", {"ok.md": b"fine", name: b"evil"})
@@ -48,6 +49,7 @@ def test_zip_slip_names_refuse_the_archive(tmp_path: Path, name: str) -> None:
     assert [e["code"] for e in result.errors] == ["unsafe_path"]
 
 
+@pytest.mark.catalogue(19)
 def test_nested_zips_beyond_the_depth_limit_are_refused(tmp_path: Path) -> None:
     inner = _zip(tmp_path / "l3.zip", {"a.md": b"deep"}).read_bytes()
     for level in (2, 1):
@@ -58,6 +60,7 @@ def test_nested_zips_beyond_the_depth_limit_are_refused(tmp_path: Path) -> None:
     assert [e["code"] for e in result.errors] == [ErrorCode.ZIP_BOMB.value]
 
 
+@pytest.mark.catalogue(14)
 def test_inflation_bomb_is_refused_before_extraction(tmp_path: Path) -> None:
     z = tmp_path / "bomb.zip"
     with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:

@@ -156,6 +156,7 @@ def test_uploads_only_submission_and_several_uploads(env: Env) -> None:
 # --------------------------------------------------------------------------- local mode: the token
 
 
+@pytest.mark.catalogue(36)
 def test_expired_url_is_403_and_stores_nothing(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     body = docx_bytes()
     t = ticket(env, "r.docx", len(body))
@@ -169,6 +170,7 @@ def test_expired_url_is_403_and_stores_nothing(env: Env, monkeypatch: pytest.Mon
     assert put(env, t, body).status_code == 200
 
 
+@pytest.mark.catalogue(36)
 def test_forged_reused_or_missing_tokens_are_403(env: Env) -> None:
     body = docx_bytes()
     a, b = ticket(env, "a.docx", len(body)), ticket(env, "b.docx", len(body))
@@ -206,6 +208,7 @@ def test_signing_key_is_created_once_private_and_shared(env: Env, tmp_path: Path
     assert [p.name for p in env.settings.data_dir.iterdir() if p.name.startswith(".upload-url-")] == []
 
 
+@pytest.mark.catalogue(36)
 def test_url_ttl_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert upload_url_ttl_s({}) == 900
     assert upload_url_ttl_s({"GATECHECK_UPLOAD_URL_TTL_S": "60"}) == 60
@@ -229,6 +232,7 @@ def _stream(chunks: int, consumed: list[int]) -> AsyncIterator[bytes]:
     return gen()
 
 
+@pytest.mark.catalogue(3)
 def test_oversize_put_is_413_while_streaming_and_stores_nothing(env: Env) -> None:
     t = ticket(env, "big.mp4", 256 * 1024)
     path = urlsplit(t["url"])
@@ -267,7 +271,7 @@ def test_limits_at_upload_creation(tmp_path: Path) -> None:
     assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
     assert create_uploads(env, [("a", 1)], role=ApiRole.READER).status_code == 403
     assert env.client.post("/v1/uploads", json={"files": [{"name": "a", "size": 1}]}).status_code == 401
-    assert create_uploads(env, [("a", 1)], role=ApiRole.ADMIN).status_code == 201
+    assert create_uploads(env, [("a.pdf", 1)], role=ApiRole.ADMIN).status_code == 201
     assert submitted(env) == [] and env.records() == []
 
 
@@ -293,6 +297,7 @@ def test_submission_limits_count_uploads_and_direct_files(tmp_path: Path) -> Non
 # --------------------------------------------------------------------------- local mode: refusals store nothing
 
 
+@pytest.mark.catalogue(35)
 def test_wrong_tenant_unknown_or_missing_upload_is_422(env: Env) -> None:
     body = docx_bytes()
     t = ticket(env, "r.docx", len(body))
@@ -349,6 +354,7 @@ def test_upload_of_other_size_than_declared_is_refused_at_submission(env: Env) -
 # --------------------------------------------------------------------------- local mode: idempotency
 
 
+@pytest.mark.catalogue(34)
 def test_idempotent_retry_replays_after_staging_is_gone(env: Env) -> None:
     body = docx_bytes()
     t = ticket(env, "r.docx", len(body))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import pickle
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,8 @@ def assert_good_document_reads(pool: SandboxPool) -> None:
         ("oom_killed", "too_large", 30),
     ],
 )
+@pytest.mark.catalogue(20)
+@pytest.mark.catalogue(18)
 def test_fault_becomes_typed_error_and_the_next_document_succeeds(
     faulty: SandboxPool, tmp_path: Path, kind: str, code: str, bound_s: float
 ) -> None:
@@ -171,6 +174,7 @@ def test_cli_sandbox_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert [d["file"] for d in report["documents"]] and not report.get("errors")
 
 
+@pytest.mark.catalogue(15)
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_bad_corpus_in_the_sandbox_gives_the_same_codes(hostile_pool: SandboxPool, name: str) -> None:
@@ -187,6 +191,7 @@ def test_bad_corpus_in_the_sandbox_gives_the_same_codes(hostile_pool: SandboxPoo
     assert_good_document_reads(hostile_pool)
 
 
+@pytest.mark.catalogue(20)
 def test_worker_parses_in_the_sandbox_and_a_crashing_file_fails_alone(
     worker_env: Any, faulty: SandboxPool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:
@@ -203,3 +208,73 @@ def test_worker_parses_in_the_sandbox_and_a_crashing_file_fails_alone(
     extracted = read_json(worker_env.storage, rec.extracted_key)
     assert [e["code"] for e in extracted["errors"]] == ["parser_crashed"]
     assert [d["file"] for d in extracted["documents"]] == ["report.docx"]
+
+
+# -- zip portfolios: one job per member -------------------------------------------------------------------------
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+@pytest.mark.timeout(60)
+def test_zip_portfolio_member_that_hangs_costs_only_itself(faulty: SandboxPool, tmp_path: Path) -> None:
+    """A zip is expanded by a child and each member is its own job: one hang is one member's timeout."""
+    good = corpus_file(GOOD).read_bytes()
+    inner = _zip(tmp_path / "inner.zip", {"deep/notes.md": b"# Notes\nRead from a nested zip.\n"}).read_bytes()
+    portfolio = _zip(tmp_path / "portfolio.zip", {
+        "task1/report.docx": good,
+        "task2/stuck.txt": b"FAULT hang\n",
+        "task3/inner.zip": inner,
+        "task4/notes.md": b"# Task 4\nI configured the firewall.\n",
+    })
+    mark = len(faulty.history)
+    start = time.monotonic()
+    result = extract_any_sandboxed(portfolio, "portfolio.zip", CountMode.WORD, HOSTILE, pool=faulty)
+    elapsed = time.monotonic() - start
+    assert [(e["file"], e["code"]) for e in result.errors] == [("portfolio.zip/task2/stuck.txt", "timeout")]
+    assert [(d.file, d.group) for d in result.documents] == [
+        ("portfolio.zip/task1/report.docx", "task1"),
+        ("portfolio.zip/task3/inner.zip/deep/notes.md", "deep"),
+        ("portfolio.zip/task4/notes.md", "task4"),
+    ]
+    assert elapsed < HOSTILE.max_parse_seconds + 5  # one deadline, not one per member or per archive
+    jobs = [(s.display, s.outcome) for s in list(faulty.history)[mark:]]
+    assert jobs == [("portfolio.zip", "expanded"), ("portfolio.zip/task1/report.docx", "ok"),
+                    ("portfolio.zip/task2/stuck.txt", "timeout"), ("portfolio.zip/task3/inner.zip", "expanded"),
+                    ("portfolio.zip/task3/inner.zip/deep/notes.md", "ok"), ("portfolio.zip/task4/notes.md", "ok")]
+
+
+def test_zip_portfolio_reads_the_same_in_process_and_sandboxed(hostile_pool: SandboxPool, tmp_path: Path) -> None:
+    inner = _zip(tmp_path / "inner.zip", {"a/one.md": b"# One\nfirst words\n", "b/two.md": b"# Two\nmore\n"})
+    portfolio = _zip(tmp_path / "gateway.zip", {
+        "portfolio/report.docx": corpus_file(GOOD).read_bytes(),
+        "portfolio/nested/inner.zip": inner.read_bytes(),
+        "__MACOSX/._junk": b"junk",
+        "legacy/old.doc": corpus_file("bad/poi_SampleDoc_legacy_word97.doc").read_bytes(),
+        "empty.md": b"",
+    })
+    inside = extract_any(portfolio, "gateway.zip", CountMode.WORD, Limits())
+    boxed = extract_any_sandboxed(portfolio, "gateway.zip", CountMode.WORD, HOSTILE, pool=hostile_pool)
+    assert boxed == inside
+    assert [e["code"] for e in boxed.errors] == ["legacy_format", "empty"]
+    assert len(boxed.documents) == 3
+
+
+def test_pool_reports_wall_time_and_peak_memory_per_job(faulty: SandboxPool, tmp_path: Path) -> None:
+    faulty.extract(corpus_file(GOOD), "good.docx", CountMode.WORD, HOSTILE)
+    stats = faulty.last_stats
+    assert stats is not None and stats.display == "good.docx" and stats.outcome == "ok"
+    assert 0 < stats.wall_s < 30 and 10 * MiB < stats.peak_rss_bytes < HOSTILE.max_parse_memory_bytes
+    # a child that blew its memory was reaped with wait4: its peak is known although it never answered
+    faulty.extract(fault_file(tmp_path, "allocate"), "a.txt", CountMode.WORD, HOSTILE)
+    blown = faulty.last_stats
+    assert blown is not None and blown.outcome == "too_large"
+    assert blown.peak_rss_bytes > 256 * MiB  # it hoarded 32 MiB blocks up to the 512 MiB cap
+    faulty.extract(fault_file(tmp_path, "segfault"), "s.txt", CountMode.WORD, HOSTILE)
+    crashed = faulty.last_stats
+    assert crashed is not None and crashed.outcome == "parser_crashed" and crashed.peak_rss_bytes > 10 * MiB
+    assert [s.display for s in list(faulty.history)[-3:]] == ["good.docx", "a.txt", "s.txt"]

@@ -11,6 +11,7 @@ import io
 import math
 import os
 import pickle
+import subprocess
 import threading
 import time
 import uuid
@@ -45,7 +46,7 @@ from service.storage import (
     storage_from_env,
     translate_s3_error,
 )
-from tests.servers import free_port, require_redis_server, start_moto, start_redis
+from tests.servers import fill_redis, free_port, require_redis_server, start_moto, start_redis
 
 MiB = 1024 * 1024
 
@@ -360,6 +361,7 @@ def test_create_get_roundtrip(state: SqliteState | RedisState) -> None:
     assert empty.created_at > 0 and got_empty.updated_at == empty.created_at  # create stamps the times
 
 
+@pytest.mark.catalogue(35)
 def test_tenant_isolation(state: SqliteState | RedisState) -> None:
     rec = record("acme")
     state.create(rec)
@@ -436,6 +438,7 @@ def test_transition_and_update(state: SqliteState | RedisState) -> None:
     assert state.get("missing") is None
 
 
+@pytest.mark.catalogue(26)
 def test_transition_race_exactly_one_winner(state: SqliteState | RedisState) -> None:
     for _round in range(3):
         rec = record()
@@ -646,3 +649,133 @@ def test_state_from_env_sqlite(tmp_path: Path) -> None:
 def test_state_from_env_redis(redis_url: str) -> None:
     rd = state_from_env({"GATECHECK_STATE": "redis", "GATECHECK_REDIS_URL": redis_url})
     assert isinstance(rd, RedisState) and rd.ping()
+
+
+# --------------------------------------------------------------------------- claim, unfinished, erase, audit, list
+
+
+def test_claim_one_run_at_a_time(state: SqliteState | RedisState) -> None:
+    """The conditional write behind catalogue 26: a live lease keeps every other run out."""
+    rec = record()
+    state.create(rec)
+    now = time.time()
+    assert state.claim(rec.id, "run-a", now + 60, now=now, progress="checking") == 1
+    got = state.get(rec.id)
+    assert got and got.status is Status.PROCESSING and got.owner == "run-a" and got.lease_until == now + 60
+    assert got.started_at == now and got.progress == "checking" and got.attempts == 1
+    assert state.list("acme", status=Status.PROCESSING)[0][0].id == rec.id  # indexes moved
+    assert state.claim(rec.id, "run-b", now + 60, now=now) is None  # live lease: refused
+    assert state.claim(rec.id, "run-b", now + 60, now=now, takeover="someone-else") is None
+    assert state.claim(rec.id, "run-b", now + 60, now=now, takeover="run-a") == 2  # holder proved dead
+    assert state.claim(rec.id, "run-c", now + 200, now=now + 61) == 3  # lease expired
+    results = run_threads(8, lambda i: state.claim(rec.id, f"t{i}", now + 999, now=now + 500))
+    assert sorted(results, key=lambda r: r or 0)[-1] == 4 and results.count(None) == 7  # exactly one winner
+    assert state.transition(rec.id, frozenset({Status.PROCESSING}), Status.DONE)
+    assert state.claim(rec.id, "late", now + 2000, now=now + 1000) is None  # terminal is final
+    assert state.claim("missing", "x", now, now=now) is None
+    legacy = record()  # PROCESSING without a lease (before claims existed): claimable
+    state.create(legacy)
+    assert state.transition(legacy.id, frozenset({Status.QUEUED}), Status.PROCESSING)
+    assert state.claim(legacy.id, "run", now + 60, now=now) == 1
+
+
+def test_unfinished_lists_queued_and_processing_of_every_tenant(state: SqliteState | RedisState) -> None:
+    recs = {name: record(tenant, created_at=1000.0 + i) for i, (name, tenant) in
+            enumerate([("q", "acme"), ("p", "other"), ("d", "acme"), ("f", "other")])}
+    for r in recs.values():
+        state.create(r)
+    state.claim(recs["p"].id, "x", 10.0, now=1.0)
+    for name, to in (("d", Status.DONE), ("f", Status.FAILED)):
+        assert state.transition(recs[name].id, frozenset({Status.QUEUED}), to)
+    got = {r.id: r.status for r in state.unfinished()}
+    assert got == {recs["q"].id: Status.QUEUED, recs["p"].id: Status.PROCESSING}
+    many = [record("acme", created_at=2000.0 + i) for i in range(250)]  # more than one batch
+    for r in many:
+        state.create(r)
+    assert len({r.id for r in state.unfinished()}) == 252
+    state.delete(recs["q"].id, "acme")
+    assert recs["q"].id not in {r.id for r in state.unfinished()}
+
+
+def test_erase_removes_record_and_idempotency_and_audits(state: SqliteState | RedisState) -> None:
+    """Catalogue 40(iii) in the store: one atomic step, and the audit holds ids and counts only."""
+    from service.contracts import AuditRecord
+
+    rec = record(files=[StoredFile("k", "secret-name.pdf", 1, "ab" * 32)])
+    keep = record()
+    for r in (rec, keep):
+        state.create(r)
+        assert state.remember_request("acme", f"key-{r.id}", "h", {"status_code": 202, "body": {"id": r.id}}) is None
+    audit = AuditRecord("erasure", "acme", rec.id, "api-key:0123456789ab", {"objects": 3})
+    assert not state.erase(rec.id, "other", audit)  # another tenant's id: nothing happens
+    assert state.audit_log() == []
+    assert state.erase(rec.id, "acme", audit)
+    assert state.get(rec.id) is None and rec.id not in {r.id for r in state.unfinished()}
+    assert state.list("acme")[0] == [keep]
+    # the idempotency entry naming the erased id is gone (the key is free again); the other one stays
+    assert state.remember_request("acme", f"key-{rec.id}", "h2", {}) is None
+    assert state.remember_request("acme", f"key-{keep.id}", "h2", {}) == ("h", {"status_code": 202,
+                                                                               "body": {"id": keep.id}})
+    assert not state.erase(rec.id, "acme", audit)  # already gone: no second audit
+    [entry] = state.audit_log()
+    assert (entry.action, entry.tenant, entry.submission_id, entry.actor) == ("erasure", "acme", rec.id,
+                                                                             "api-key:0123456789ab")
+    assert entry.deleted == {"objects": 3, "records": 1, "idempotency_entries": 1}
+    assert entry.id and abs(entry.at - time.time()) < 60
+    assert state.audit_log("acme") == [entry] and state.audit_log("other") == []
+    assert "secret-name" not in repr(entry)
+    with pytest.raises(ValueError):
+        state.erase(keep.id, "acme", AuditRecord("erasure", "acme", keep.id, "x", {"name": "x.pdf"}))  # type: ignore[dict-item]
+    assert state.get(keep.id) is not None
+
+
+def test_list_prefix(storage: LocalStorage | MinioStorage) -> None:
+    keys = ["tenants/a/submissions/s1/originals/000", "tenants/a/submissions/s1/report.json",
+            "tenants/a/submissions/s10/x", "tenants/a/uploads/u1", "tenants/b/submissions/s1/y"]
+    before = time.time() - 5
+    for k in keys:
+        storage.put(k, io.BytesIO(k.encode()))
+    listed = {o.key: o for o in storage.list("tenants/a/")}
+    assert set(listed) == set(keys[:4])
+    assert all(o.size == len(o.key) and before <= o.modified <= time.time() + 5 for o in listed.values())
+    assert {o.key for o in storage.list("tenants/a/submissions/s1")} == set(keys[:3])  # a string prefix
+    assert {o.key for o in storage.list("tenants/a/submissions/s1/")} == set(keys[:2])
+    assert list(storage.list("tenants/none/")) == []
+    storage.delete_prefix("tenants/a/submissions/s1/")
+    assert {o.key for o in storage.list("tenants/a/")} == {keys[2], keys[3]}
+    with pytest.raises(ValueError):
+        list(storage.list("../x"))
+
+
+def test_redis_oom_is_unavailable(tmp_path: Path) -> None:
+    """A full Redis (noeviction) refuses writes with OOM: the store must say "unavailable" (503), not crash."""
+    import redis
+
+    binary = require_redis_server()
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--maxmemory", "3mb", "--maxmemory-policy", "noeviction", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        r = redis.Redis(port=port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                r.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        st = RedisState(f"redis://127.0.0.1:{port}/0")
+        kept = record()
+        st.create(kept)
+        fill_redis(r)
+        with pytest.raises(StateUnavailable):
+            st.create(record())
+        with pytest.raises(StateUnavailable):
+            st.remember_request("acme", "k", "h", {})
+        assert st.get(kept.id) == kept  # reads still work; nothing was evicted
+        st.close()
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)

@@ -174,6 +174,7 @@ def test_embedded_report_matches_check_paths(embedded: Embedded, tmp_path: Path,
     assert list(tasks.work_dir(embedded.settings).iterdir()) == []  # downloads removed after the check
 
 
+@pytest.mark.catalogue(23)
 def test_duplicate_delivery_is_a_no_op(embedded: Embedded) -> None:
     sid = make_record(embedded.state, embedded.storage, callback_url="http://127.0.0.1:9/hook")
     assert tasks.process_submission(sid) == "done"
@@ -210,6 +211,7 @@ def test_metrics_failure_never_fails_the_task(embedded: Embedded, monkeypatch: p
     assert task_counts(embedded.state) == {}
 
 
+@pytest.mark.catalogue(25)
 def test_attempts_past_max_fail_worker_crashed(embedded: Embedded) -> None:
     """A file that killed the worker max_attempts times must end failed, not loop (anchor C25)."""
     sid = make_record(embedded.state, embedded.storage)
@@ -224,6 +226,7 @@ def test_attempts_past_max_fail_worker_crashed(embedded: Embedded) -> None:
     assert task_counts(embedded.state) == {("failed", ""): 1}
 
 
+@pytest.mark.catalogue(31)
 def test_missing_object_fails_file_missing(embedded: Embedded) -> None:
     sid = make_record(embedded.state, embedded.storage, callback_url="http://127.0.0.1:9/hook")
     embedded.storage.delete_prefix(submission_prefix(TENANT, sid) + "originals/001")
@@ -237,6 +240,7 @@ def test_missing_object_fails_file_missing(embedded: Embedded) -> None:
     assert task_counts(embedded.state) == {("failed", ""): 1}
 
 
+@pytest.mark.catalogue(32)
 def test_changed_object_fails_file_corrupt(embedded: Embedded) -> None:
     sid = make_record(embedded.state, embedded.storage)
     key = submission_prefix(TENANT, sid) + "originals/002"
@@ -290,6 +294,7 @@ def test_hard_time_limit_is_recorded_by_on_failure(embedded: Embedded) -> None:
     assert task_counts(embedded.state) == {("failed", ""): 1}
 
 
+@pytest.mark.catalogue(40)
 def test_purge_expired_deletes_records_and_objects(embedded: Embedded) -> None:
     files = FILES[2:]
     old = make_record(embedded.state, embedded.storage, files=files,
@@ -315,6 +320,7 @@ def test_temp_names_take_only_a_safe_extension(name: str, suffix: str) -> None:
     assert tasks.safe_suffix(name) == suffix
 
 
+@pytest.mark.catalogue(26)
 def test_config_delivery_semantics() -> None:
     """Late ack + requeue on worker loss, prefetch 1, limits strictly below the visibility timeout."""
     s = Settings(broker_url="redis://127.0.0.1:6379/0", task_time_limit_s=900, visibility_timeout_s=3600)
@@ -389,6 +395,7 @@ def assert_signed_delivery(rcv: Receiver, sid: str, public_url: str) -> dict[str
     return payload
 
 
+@pytest.mark.catalogue(37)
 def test_webhook_is_signed_and_verifies(embedded: Embedded, receiver: Receiver) -> None:
     embedded.state.create_tenant(TENANT, SECRET)
     sid = make_record(embedded.state, embedded.storage, files=FILES[2:], callback_url=receiver.url)
@@ -398,6 +405,7 @@ def test_webhook_is_signed_and_verifies(embedded: Embedded, receiver: Receiver) 
     assert_signed_delivery(receiver, sid, embedded.settings.public_url)
 
 
+@pytest.mark.catalogue(37)
 def test_webhook_5xx_is_retried(embedded: Embedded, receiver: Receiver) -> None:
     embedded.state.create_tenant(TENANT, SECRET)
     sid = make_record(embedded.state, embedded.storage, files=FILES[2:], callback_url=receiver.url)
@@ -407,6 +415,7 @@ def test_webhook_5xx_is_retried(embedded: Embedded, receiver: Receiver) -> None:
     assert result.get() == "204" and len(receiver.hits) == 3
 
 
+@pytest.mark.catalogue(37)
 def test_webhook_to_private_address_is_refused(embedded: Embedded, receiver: Receiver) -> None:
     embedded.state.create_tenant(TENANT, SECRET)
     tasks.bind(replace(embedded.settings, webhook_allow_private=False), embedded.state, embedded.storage)
@@ -559,6 +568,7 @@ def test_real_worker_redis_s3_end_to_end(cluster: Cluster, receiver: Receiver, t
     assert task_counts(cluster.state) == {("done", rec.outcome): 1}  # recorded by the worker, read here
 
 
+@pytest.mark.catalogue(23)
 def test_sigkill_of_pool_child_requeues_and_finishes_once(cluster: Cluster) -> None:
     """Anchor C23: acks_late + reject_on_worker_lost put the message back; one terminal state."""
     worker = cluster.start_worker(GATECHECK_TEST_SLEEP_S="2")
@@ -577,6 +587,7 @@ def test_sigkill_of_pool_child_requeues_and_finishes_once(cluster: Cluster) -> N
     assert task_counts(cluster.state) == {("done", rec.outcome or ""): 1}
 
 
+@pytest.mark.catalogue(24)
 def test_sigkill_of_worker_node_then_restart_finishes_once(cluster: Cluster) -> None:
     """Anchor C24: the unacked message comes back after the visibility timeout to a restarted worker."""
     env = {"GATECHECK_TASK_TIME_LIMIT_S": "6", "GATECHECK_VISIBILITY_TIMEOUT_S": "8"}
@@ -595,6 +606,8 @@ def test_sigkill_of_worker_node_then_restart_finishes_once(cluster: Cluster) -> 
     assert time.monotonic() - killed_at < 8 + 2 * 1 + 15  # timeout + restore sweep + startup and work
 
 
+@pytest.mark.catalogue(25)
+@pytest.mark.catalogue(20)
 def test_poison_pill_ends_failed_without_looping(cluster: Cluster) -> None:
     """Anchor C25: a file that kills the worker every time stops after max_attempts as worker_crashed."""
     worker = cluster.start_worker(GATECHECK_TEST_CRASH="1", GATECHECK_MAX_ATTEMPTS="2")
@@ -627,6 +640,7 @@ def test_serve_bootstrap_creates_tenant_and_key_once(tmp_path: Path) -> None:
     state.close()
 
 
+@pytest.mark.catalogue(24)
 def test_serve_requeues_unfinished_submissions(tmp_path: Path) -> None:
     """The filesystem broker loses a message its worker held when killed outright; the state store has it."""
     from gatecheck import serve
@@ -726,6 +740,7 @@ def test_gatecheck_serve_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             proc.wait(timeout=10)
 
 
+@pytest.mark.catalogue(26)
 def test_soft_time_limit_in_a_real_worker_fails_timeout(cluster: Cluster) -> None:
     cluster.env |= {"GATECHECK_TASK_TIME_LIMIT_S": "3"}  # soft limit 2 s
     worker = cluster.start_worker(GATECHECK_TEST_SLEEP_S="30")
@@ -736,6 +751,7 @@ def test_soft_time_limit_in_a_real_worker_fails_timeout(cluster: Cluster) -> Non
     assert rec.error_code == "timeout" and rec.attempts == 1
 
 
+@pytest.mark.catalogue(26)
 def test_hard_time_limit_in_a_real_worker_fails_timeout_once(cluster: Cluster) -> None:
     """A check deaf to the soft limit is killed by the hard one; the main process records it (celery#10226)."""
     cluster.env |= {"GATECHECK_TASK_TIME_LIMIT_S": "3"}

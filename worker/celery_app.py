@@ -18,6 +18,18 @@ We want "nothing lost", so:
   set in all three places the docs name.
 * No result backend: a submission's status lives in the state store, whose
   compare-and-set ``transition`` is what makes redelivery safe.
+* One run at a time (catalogue 26): a run ``claim``s the submission with a lease
+  of the hard time limit plus a margin (``lease_s``). No run can outlive the hard
+  limit, so an expired lease means its holder is gone; a live lease held by
+  another process turns a duplicate message into a wait, never a second run.
+* Broker connection loss: running checks continue
+  (``worker_cancel_long_running_tasks_on_connection_loss`` off: cancelling would
+  burn an attempt per Redis blip); their acks are lost with the channel, so the
+  message comes back after the visibility timeout and finds the submission done.
+* Beat runs ``reconcile`` every ``RECONCILE_INTERVAL_S``: the state store, not the
+  queue, is the source of truth, and a submission left unfinished with no message
+  (the last second of an ``everysec`` AOF, kombu's pop-then-record window) gets a
+  new one (catalogue 28).
 
 Embedded mode (no ``GATECHECK_BROKER_URL``) uses kombu's filesystem transport under
 ``data_dir/broker`` so ``gatecheck serve`` needs no server. Consumed messages are
@@ -28,6 +40,7 @@ and degrade into copy + delete).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +54,31 @@ MAX_TASKS_PER_CHILD = 20
 #: The longest the soft limit comes before the hard one: time to record ``timeout``.
 MAX_SOFT_MARGIN_S = 60
 QUEUE = "gatecheck"
+#: How often beat runs ``worker.tasks.reconcile``.
+RECONCILE_INTERVAL_S = 60.0
+#: Default quiet time before an unfinished submission is re-enqueued (``GATECHECK_RECONCILE_AFTER_S``).
+RECONCILE_AFTER_S = 600.0
 
 
 def soft_time_limit(hard_s: int) -> int:
     """The soft limit: a little below the hard one, so the task can record why it stopped."""
     margin = min(MAX_SOFT_MARGIN_S, max(1, hard_s // 10))
     return max(1, hard_s - margin)
+
+
+def lease_s(hard_s: int) -> int:
+    """How long a claim holds a submission: the hard time limit plus a margin for the kill and clock skew."""
+    return hard_s + min(MAX_SOFT_MARGIN_S, max(2, hard_s // 10))
+
+
+def reconcile_after_s() -> float:
+    """``GATECHECK_RECONCILE_AFTER_S``: how long an unfinished submission must sit untouched before
+    the reconciler sends it a new message. Longer than a normal queue wait, or backlogs get duplicates
+    (harmless, but wasted); shorter than anyone would wait for a lost one."""
+    value = float(os.environ.get("GATECHECK_RECONCILE_AFTER_S") or RECONCILE_AFTER_S)
+    if value < 0:
+        raise ValueError("GATECHECK_RECONCILE_AFTER_S must be >= 0")
+    return value
 
 
 def broker_dirs(data_dir: Path) -> dict[str, Path]:
@@ -106,11 +138,14 @@ def config(settings: Settings) -> dict[str, Any]:
         "task_serializer": "json",
         "accept_content": ["json"],
         "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,  # a Redis restart must never stop a worker consuming (C6)
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         # remote control over the filesystem transport leaves a pidbox queue per dead worker behind
         "worker_enable_remote_control": not settings.embedded,
         "worker_hijack_root_logger": False,
         "beat_schedule": {
             "purge-expired": {"task": "worker.tasks.purge_expired", "schedule": 6 * 3600.0},
+            "reconcile": {"task": "worker.tasks.reconcile", "schedule": RECONCILE_INTERVAL_S},
         },
         "timezone": "UTC",
     }
@@ -131,10 +166,15 @@ def configure(settings: Settings) -> None:
 
 
 def queue_depth() -> int:
-    """Messages waiting in the submissions queue (the API's /metrics gauge); -1 if the broker is unreachable."""
+    """Messages waiting in the submissions queue (the API's /metrics gauge); -1 if the broker is unreachable.
+
+    Bounded: kombu's ``default_channel`` alone retries a lost broker for ever, which would hang API
+    requests through a Redis outage instead of answering 503 (catalogue 28/29).
+    """
     try:
         ensure_broker_dirs(_settings)
         with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0.2, interval_step=0.2, timeout=2)
             return int(conn.default_channel.queue_declare(QUEUE, durable=True, auto_delete=False).message_count)
     except Exception:
         return -1
@@ -154,6 +194,14 @@ app = make_celery(_settings)
 def _prepare(**_: Any) -> None:
     """The filesystem broker's folders must exist before the consumer polls them."""
     ensure_broker_dirs(_settings)
+
+
+@signals.worker_init.connect
+def _zip_selftest(**_: Any) -> None:
+    """Refuse to start if the zip pre-scan stopped catching an overlap bomb (CVE-2024-0450); extractors.zipscan."""
+    from extractors.zipscan import selftest
+
+    selftest()
 
 
 @signals.after_setup_logger.connect

@@ -29,6 +29,7 @@ import ssl
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -41,6 +42,8 @@ from celery.exceptions import Retry, SoftTimeLimitExceeded, TimeLimitExceeded
 from extractors import Limits, Result
 from gatecheck.cli import to_json
 from service.contracts import TERMINAL, StateStore, Status, Storage, StoredFile, SubmissionRecord, submission_prefix
+from service.erasure import RETENTION, erase_submission, sweep_orphans
+from service.presigned import sweep_abandoned
 from service.settings import Settings
 from service.state import StateUnavailable, state_from_env
 from service.storage import StorageError, storage_from_env
@@ -48,7 +51,8 @@ from validators.api import check_paths
 from validators.profile import Profile, Role, all_profiles
 from validators.runner import Report
 
-from .celery_app import app, broker_dirs, configure, current_settings, ensure_broker_dirs
+from . import avscan
+from .celery_app import app, broker_dirs, configure, current_settings, ensure_broker_dirs, lease_s, reconcile_after_s
 
 log = logging.getLogger("gatecheck.worker")
 
@@ -64,6 +68,9 @@ WEBHOOK_USER_AGENT = "gatecheck-webhook/1"
 RETRY_BACKOFF_S = (5, 30, 120)
 #: Retries when the state store itself is unreachable (no attempt counter to use).
 INFRA_RETRIES = 5
+#: Storage or state down mid-check: retries (not counted as attempts) and their backoff cap, seconds.
+OUTAGE_RETRIES = 20
+OUTAGE_BACKOFF_CAP_S = 30
 
 # -- services -------------------------------------------------------------------------------------------
 
@@ -244,17 +251,16 @@ def _process(task: Task, svc: Services, submission_id: str) -> str:
     if rec.status in TERMINAL:
         _event("duplicate_delivery", submission_id=submission_id, status=str(rec.status))
         return "duplicate"
-    try:
-        attempts = svc.state.add_attempt(submission_id)
-    except KeyError:  # deleted by its owner since get()
-        return "gone"
+    # one run at a time (catalogue 26): a conditional write, counting the attempt in the same step
+    started_at = time.time()
+    takeover = rec.owner if rec.status is Status.PROCESSING and _holder_dead(rec.owner) else None
+    attempts = svc.state.claim(submission_id, _owner(task), started_at + lease_s(svc.settings.task_time_limit_s),
+                               now=started_at, takeover=takeover, progress="checking")
+    if attempts is None:
+        return _held_elsewhere(task, svc, submission_id)
     if attempts > svc.settings.max_attempts:
         _fail(svc, submission_id, worker_crashed(attempts))
         return "worker_crashed"
-    started_at = time.time()
-    if not svc.state.transition(submission_id, ACTIVE, Status.PROCESSING, started_at=started_at,
-                                progress="checking"):
-        return "finished_elsewhere"
     _event("submission_started", submission_id=submission_id, attempt=attempts)
     try:
         _test_only_hooks()
@@ -264,9 +270,18 @@ def _process(task: Task, svc: Services, submission_id: str) -> str:
         return exc.failure.code
     except SoftTimeLimitExceeded:
         raise
+    except (StorageError, StateUnavailable) as exc:
+        lasting = (task.request.retries or 0) >= OUTAGE_RETRIES
+        if lasting or (isinstance(exc, StorageError) and exc.code != "unavailable"):
+            return _unexpected(task, svc, submission_id, attempts, exc)
+        return _outage(task, svc, submission_id, attempts, exc)
     except Exception as exc:
         return _unexpected(task, svc, submission_id, attempts, exc)
     if not svc.state.transition(submission_id, frozenset({Status.PROCESSING}), Status.DONE, **fields):
+        if svc.state.get(submission_id) is None:  # erased while we checked: our report must not outlive it
+            svc.storage.delete_prefix(submission_prefix(rec.tenant, rec.id))
+            _event("submission_gone", submission_id=submission_id)
+            return "gone"
         _event("finished_elsewhere", submission_id=submission_id)
         return "finished_elsewhere"
     _event("submission_done", submission_id=submission_id, outcome=fields["outcome"], attempt=attempts)
@@ -282,13 +297,84 @@ def _unexpected(task: Task, svc: Services, submission_id: str, attempts: int, ex
     if attempts >= svc.settings.max_attempts:
         _fail(svc, submission_id, INTERNAL_ERROR)
         return INTERNAL_ERROR.code
-    svc.state.update(submission_id, progress="retrying")
+    svc.state.update(submission_id, progress="retrying", lease_until=None)  # the retry may run anywhere
     # Raises Retry in a worker; re-raises ``exc`` on a plain function call (nothing to reschedule).
     raise task.retry(exc=exc, countdown=_backoff(attempts))
 
 
 def _backoff(attempt: int) -> int:
     return RETRY_BACKOFF_S[max(1, min(attempt, len(RETRY_BACKOFF_S))) - 1]
+
+
+def _outage(task: Task, svc: Services, submission_id: str, attempts: int, exc: Exception) -> str:
+    """Storage or the state store went away mid-check (catalogue 31): not the file's fault.
+
+    The submission goes back to QUEUED (nothing stuck in PROCESSING) with its attempt given back, and
+    the message is retried with capped exponential backoff (1, 2, 4 ... OUTAGE_BACKOFF_CAP_S s, like
+    boto3's standard mode). Past OUTAGE_RETRIES it counts as an unexpected error, so attempts bound it.
+    """
+    retries = int(task.request.retries or 0)
+    countdown = min(OUTAGE_BACKOFF_CAP_S, 2 ** retries)
+    _event("dependency_unavailable", logging.WARNING, submission_id=submission_id, attempt=attempts,
+           exception=type(exc).__name__, retry=retries + 1, countdown_s=countdown)
+    svc.state.transition(submission_id, frozenset({Status.PROCESSING}), Status.QUEUED, attempts=attempts - 1,
+                         owner="", lease_until=None, started_at=None, progress="waiting_for_storage")
+    if task.request.called_directly:
+        return "deferred"  # QUEUED: the reconciler sends it again
+    raise task.retry(countdown=countdown)
+
+
+def _held_elsewhere(task: Task, svc: Services, submission_id: str) -> str:
+    """The claim failed: finished, erased, or another live run holds the lease (a duplicate message).
+
+    A duplicate waits for the lease rather than being dropped: if the holder dies without its
+    message coming back (a lost message), this one takes over once the lease expires.
+    """
+    rec = svc.state.get(submission_id)
+    if rec is None:
+        return "gone"
+    if rec.status in TERMINAL:
+        _event("duplicate_delivery", submission_id=submission_id, status=str(rec.status))
+        return "duplicate"
+    wait = (rec.lease_until or 0) - time.time() + 1
+    _event("already_processing", submission_id=submission_id, wait_s=round(wait, 1))
+    if task.request.called_directly:
+        return "in_progress"
+    # an ETA longer than the visibility timeout would be redelivered while held: stay well below it
+    raise task.retry(countdown=max(1.0, min(wait, svc.settings.visibility_timeout_s / 2)))
+
+
+def _owner(task: Task) -> str:
+    """Who holds a claim: this message's task id, and this process as "host/pid-namespace|pid|start ticks"."""
+    task_id = task.request.id or f"direct-{uuid.uuid4().hex}"
+    pid = os.getpid()
+    return f"{task_id}|{_host()}|{pid}|{_start_ticks(pid)}"
+
+
+def _holder_dead(owner: str) -> bool:
+    """True only if the holder provably runs no check: this very process (one task at a time), or a
+    process of this host and PID namespace that is gone (or whose PID was reused). Another host: unknown."""
+    parts = owner.split("|")
+    if len(parts) != 4 or parts[1] != _host() or not parts[2].isdigit():
+        return False
+    pid = int(parts[2])
+    return pid == os.getpid() or _start_ticks(pid) != parts[3]
+
+
+def _host() -> str:
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = "-"
+    return f"{socket.gethostname()}/{namespace}"
+
+
+def _start_ticks(pid: int) -> str:
+    """A process's start time (field 22 of /proc/PID/stat): with the PID, names one process; "" if none."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
 
 
 def _test_only_hooks() -> None:
@@ -349,16 +435,30 @@ def _check(svc: Services, rec: SubmissionRecord) -> dict[str, Any]:
     profile, roles = _resolve(rec)
     with tempfile.TemporaryDirectory(prefix=JOB_PREFIX, dir=work_dir(svc.settings)) as tmp:
         inputs = [_download(svc.storage, f, Path(tmp), n) for n, f in enumerate(rec.files)]
+        _scan(svc, rec, inputs)  # malware scan before any parser opens a file
         paths = cast(list[str | Path], inputs)  # os.PathLike: see _Upload
         # sandbox: a parser hang, memory blow-up or native crash fails that file, never this worker.
-        report = check_paths(paths, profile, rec.method, roles=roles, meta=dict(rec.meta),
-                             limits=Limits.from_env(), sandbox=True)
+        with _scratch_in(Path(tmp)):  # zip portfolios are unpacked here, not in /tmp (often RAM)
+            report = check_paths(paths, profile, rec.method, roles=roles, meta=dict(rec.meta),
+                                 limits=Limits.from_env(), sandbox=True)
     prefix = submission_prefix(rec.tenant, rec.id)
     extracted_key, report_key = prefix + "extracted.json", prefix + "report.json"
     _put_json(svc.storage, extracted_key, extract_model(report))
     _put_json(svc.storage, report_key, report.to_dict())  # written last: its presence means complete
     return {"outcome": report.outcome, "report_key": report_key, "extracted_key": extracted_key,
             "finished_at": time.time(), "progress": ""}
+
+
+@contextlib.contextmanager
+def _scratch_in(folder: Path) -> Iterator[None]:
+    """Point ``tempfile`` at the job's folder for one check: a pool process runs one task at a time,
+    and a worker killed mid-job leaves its unpacked portfolio where ``_prune_work`` finds it."""
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
 
 
 def work_dir(settings: Settings) -> Path:
@@ -382,6 +482,48 @@ def _resolve(rec: SubmissionRecord) -> tuple[Profile, dict[str, Role]]:
     except ValueError as exc:
         raise JobFailed(Failure("invalid_role", str(exc), f"Use one of: {', '.join(r.value for r in Role)}.")) from exc
     return profile, roles
+
+
+MALWARE_REMEDY = ("Scan your computer with up-to-date antivirus software, then upload clean copies of your files. "
+                  "If you believe this is a mistake, contact support quoting the submission id.")
+SCAN_LIMITS_REMEDY = ("A file is too large or too deeply nested for the malware scanner to check completely. "
+                      "Split large files or archives (or compress long videos) and resubmit.")
+
+
+def _scan(svc: Services, rec: SubmissionRecord, inputs: list[_Upload]) -> None:
+    """Scan every downloaded original with clamd before any parser opens one (anchors (a) 12, (b) 22).
+
+    Infected: the object is deleted from storage (quarantined: nobody can read it again) and the submission
+    fails ``malware``, with no report. Not fully scanned (clamd's limits): fails ``scan_limits_exceeded``, never
+    passed as clean. clamd unreachable: ``ScannerUnavailable``, retried like a storage outage (``_unexpected``).
+    """
+    clamd = avscan.scanner(svc.settings.clamd)
+    if clamd is None:
+        _event("av_scan", submission_id=rec.id, verdict=str(avscan.Verdict.DISABLED))
+        return
+    results = []
+    for f, upload in zip(rec.files, inputs, strict=True):
+        result = clamd.scan_path(upload.path)
+        _event("av_scan", logging.WARNING if result.verdict is avscan.Verdict.INFECTED else logging.INFO,
+               submission_id=rec.id, key=f.key, verdict=str(result.verdict), signature=result.signature,
+               detail=result.detail)
+        results.append((f, result))
+        if result.verdict is avscan.Verdict.UNAVAILABLE:
+            break  # clamd is down or stuck: the rest would wait for it too; what was found still counts
+    infected = [(f, r.signature) for f, r in results if r.verdict is avscan.Verdict.INFECTED]
+    for f, _ in infected:
+        svc.storage.delete_prefix(f.key)  # keys are fixed width (originals/NNN): this prefix is the one object
+    if infected:
+        found = "; ".join(f"{f.name!r} ({signature})" for f, signature in infected)
+        raise JobFailed(Failure("malware", f"Malware was found and the file was deleted: {found}.", MALWARE_REMEDY))
+    unscanned = [(f, r.signature) for f, r in results if r.verdict is avscan.Verdict.LIMITS_EXCEEDED]
+    if unscanned:
+        names = "; ".join(f"{f.name!r} ({signature})" for f, signature in unscanned)
+        raise JobFailed(Failure("scan_limits_exceeded", f"Could not be scanned for malware completely: {names}.",
+                                SCAN_LIMITS_REMEDY))
+    down = [r.detail for _, r in results if r.verdict is not avscan.Verdict.CLEAN]
+    if down:
+        raise avscan.ScannerUnavailable(down[0])
 
 
 def _download(storage: Storage, f: StoredFile, tmp: Path, n: int) -> _Upload:
@@ -519,15 +661,45 @@ def purge_expired() -> int:
     deletes again, never an object no record points at (UK GDPR storage limitation).
     """
     svc = services()
-    cutoff = time.time() - svc.settings.retention_days * 86400
+    now = time.time()
+    cutoff = now - svc.settings.retention_days * 86400
     count = 0
     for rec in svc.state.expired(cutoff):  # both stores allow deleting while iterating
-        svc.storage.delete_prefix(submission_prefix(rec.tenant, rec.id))
-        svc.state.delete(rec.id, rec.tenant)
-        count += 1
+        # the same erasure as DELETE, audited as retention_expiry (catalogue 40(iii))
+        if erase_submission(svc.state, svc.storage, rec, actor="system:retention", action=RETENTION):
+            count += 1
+    swept = sweep_abandoned(svc.storage, now)  # presigned uploads never submitted (catalogue 33)
+    swept += sweep_orphans(svc.state, svc.storage, now)  # objects a failed rollback left without a record
     _prune_broker(svc.settings, cutoff)
     _prune_work(svc.settings)
-    _event("purged", count=count)
+    _event("purged", count=count, staging_swept=swept)
+    return count
+
+
+@app.task(name="worker.tasks.reconcile")
+def reconcile() -> int:
+    """Re-enqueue unfinished submissions that may have lost their message; returns how many (catalogue 28).
+
+    The state store is the source of truth. A submission still QUEUED, or PROCESSING with its lease
+    expired, and untouched for ``reconcile_after_s`` gets a new message: Redis may have lost the
+    enqueue (the last second of an ``everysec`` AOF, a SIGKILL) or kombu the delivery (it pops a
+    message before recording it unacked). A duplicate is harmless: ``claim`` lets one run at a
+    time and the terminal transition is a compare-and-set; re-running a PROCESSING one costs an
+    attempt, so ``max_attempts`` still bounds a submission that kills its worker.
+    """
+    svc = services()
+    now = time.time()
+    quiet_since = now - reconcile_after_s()
+    count = 0
+    for rec in svc.state.unfinished():
+        if rec.updated_at > quiet_since:
+            continue  # just created, enqueued again, or deferred by an outage: its message is alive
+        if rec.status is Status.PROCESSING and (rec.lease_until or 0) >= now:
+            continue  # a run holds it (on time; the hard limit ends it before the lease does)
+        process_submission.delay(rec.id)
+        svc.state.update(rec.id, progress="requeued")  # stamps updated_at: once per quiet period
+        count += 1
+    _event("reconciled", requeued=count)
     return count
 
 
@@ -559,12 +731,13 @@ def _files(folder: Path) -> Iterator[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m worker.tasks purge-expired``: run retention from cron, without a beat process."""
+    """``python -m worker.tasks purge-expired|reconcile``: run retention or the reconciler from cron, without beat."""
     args = sys.argv[1:] if argv is None else argv
-    if args != ["purge-expired"]:
-        sys.stderr.write("usage: python -m worker.tasks purge-expired\n")
+    commands = {"purge-expired": purge_expired, "reconcile": reconcile}
+    if len(args) != 1 or args[0] not in commands:
+        sys.stderr.write("usage: python -m worker.tasks purge-expired|reconcile\n")
         return 2
-    print(purge_expired())
+    print(commands[args[0]]())
     return 0
 
 
