@@ -27,6 +27,8 @@ from .conftest import CORPUS, corpus_file
 pytestmark = pytest.mark.corpus
 
 LIMITS = Limits()
+#: Issue 5: a hostile file gets a typed error within 30 s; benchmarks/bench_hostile.py measures real times.
+HOSTILE_BOUND_S = 30
 
 
 def extract(path: Path, limits: Limits = LIMITS) -> Document:
@@ -454,7 +456,7 @@ def test_bad_pdf_gives_its_typed_error_quickly(name: str) -> None:
     path = corpus_file(f"bad/{name}")
     start = time.monotonic()
     error = expect_error(path, BAD[name])  # type: ignore[arg-type]
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < HOSTILE_BOUND_S
     assert error.message and error.remedy
 
 
@@ -472,7 +474,7 @@ def test_readable_bad_pdfs(name: str) -> None:
     assert BAD[name] is None
     start = time.monotonic()
     doc = extract(corpus_file(f"bad/{name}"))
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < HOSTILE_BOUND_S
     pages, scanned, warning = READABLE_BAD[name]
     assert (doc.pages, doc.scanned_pages) == (pages, scanned)
     if warning is not None:
@@ -510,7 +512,7 @@ def test_shifted_object_offsets_are_refused_quickly(tmp_path: Path) -> None:
     path = write(tmp_path, shifted + b"startxref\n%d\n%%%%EOF\n" % (startxref + 64))
     start = time.monotonic()
     error = expect_error(path, ErrorCode.CORRUPT)
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 5  # unbounded, pypdf took 6.9 s here; the bounded reader takes ~0.1 s
     assert "missing from its cross-reference table" in error.message
 
 
