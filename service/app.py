@@ -14,6 +14,7 @@ Not ``from __future__ import annotations`` here: FastAPI reads the endpoint
 signatures at runtime, and the ``Who`` dependency alias is local to the factory.
 """
 
+import hmac
 import json
 import logging
 import re
@@ -260,8 +261,17 @@ def create_app(
 
     @app.get("/metrics", tags=["ops"], response_class=Response,
              responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}})
-    def metrics_endpoint() -> Response:
-        """Prometheus text exposition; task counts and durations are read from the state store."""
+    def metrics_endpoint(request: Request) -> Response:
+        """Prometheus text exposition; task counts and durations are read from the state store.
+
+        Open when ``GATECHECK_METRICS_TOKEN`` is unset (the scraper reaches it on a private network);
+        with a token, anything but ``Authorization: Bearer <token>`` is 401."""
+        if settings.metrics_token:
+            sent = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(sent.encode(), settings.metrics_token.encode()):
+                raise ApiError(401, "unauthorized", "/metrics needs the metrics token.",
+                               "Send 'Authorization: Bearer <GATECHECK_METRICS_TOKEN>' from the scraper.",
+                               headers={"WWW-Authenticate": 'Bearer realm="gatecheck-metrics"'})
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     _add_report_schema(app)

@@ -39,6 +39,8 @@ class Settings:
     public_url: str = field(default_factory=lambda: _env("PUBLIC_URL", "http://127.0.0.1:8000"))
     # clamd for malware scanning (worker/avscan.py): unix:///run/clamav/clamd.ctl or tcp://clamav:3310; "" = off
     clamd: str = field(default_factory=lambda: _env("CLAMD", ""))
+    # /metrics names routes and queue depth: with a token set, only a scraper sending it as Bearer may read it.
+    metrics_token: str = field(default_factory=lambda: _env("METRICS_TOKEN", ""))
     # Backpressure (anchors G1/U2): past these the API refuses before reading a body, nothing stored.
     # Submissions waiting in the broker queue; at or over it POST /v1/submissions answers 429. 0 = no cap.
     max_queued: int = field(default_factory=lambda: int(_env("MAX_QUEUED", "1000")))

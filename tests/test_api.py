@@ -557,6 +557,19 @@ def test_healthz_readyz_metrics(env: Env, monkeypatch: pytest.MonkeyPatch) -> No
     assert "gatecheck_http_request_duration_seconds_bucket" in text
 
 
+def test_metrics_token_guards_metrics_when_set(tmp_path: Path) -> None:
+    e = make_env(tmp_path, metrics_token="scrape-secret")
+    try:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, e.headers()):  # an API key is not the token
+            r = e.client.get("/metrics", headers=headers)
+            assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized", headers
+        ok = e.client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
+        assert ok.status_code == 200 and "gatecheck_queue_depth 7.0" in ok.text
+        assert e.client.get("/healthz").status_code == 200  # probes stay open
+    finally:
+        e.state.close()
+
+
 def test_metrics_task_series_come_from_the_state_store(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """Workers record finished tasks in the state store; /metrics renders them at scrape time."""
     text = env.client.get("/metrics").text
