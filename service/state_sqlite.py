@@ -239,17 +239,7 @@ class SqliteState:
     @_sqlite_errors
     def unfinished(self) -> Iterator[SubmissionRecord]:
         """QUEUED and PROCESSING submissions, oldest first, in keyset batches over the status index."""
-        after: tuple[float, str] = (float("-inf"), "")
-        while True:
-            rows = self._conn().execute(
-                "SELECT created_at, id, status, record FROM submissions WHERE status IN ('queued', 'processing') "
-                "AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?", (*after, BATCH),
-            ).fetchall()
-            for _created, _id, status, record in rows:
-                yield self._row_record(status, record)
-            if len(rows) < BATCH:
-                return
-            after = (rows[-1][0], rows[-1][1])
+        yield from self._oldest_first("status IN ('queued', 'processing')", ())
 
     @_sqlite_errors
     def delete(self, submission_id: str, tenant: str) -> bool:
@@ -294,12 +284,15 @@ class SqliteState:
         Batches are re-queried after the last (created_at, id) seen, so the caller may delete
         each record while iterating without skipping or repeating any.
         """
+        yield from self._oldest_first("created_at < ?", (older_than,))
+
+    def _oldest_first(self, where: str, params: tuple[object, ...]) -> Iterator[SubmissionRecord]:
+        """Records matching ``where``, oldest first, re-queried after the last (created_at, id) seen."""
         after: tuple[float, str] = (float("-inf"), "")
         while True:
             rows = self._conn().execute(
-                "SELECT created_at, id, status, record FROM submissions "
-                "WHERE created_at < ? AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?",
-                (older_than, *after, BATCH),
+                f"SELECT created_at, id, status, record FROM submissions WHERE {where} "  # callers pass fixed SQL
+                "AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?", (*params, *after, BATCH),
             ).fetchall()
             for _created, _id, status, record in rows:
                 yield self._row_record(status, record)

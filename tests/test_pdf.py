@@ -23,6 +23,7 @@ from extractors.pdf import PdfExtractor
 from extractors.wordcount import count_words
 
 from .conftest import CORPUS, corpus_file
+from .pdfgen import assemble
 
 pytestmark = pytest.mark.corpus
 
@@ -539,16 +540,7 @@ def build_pdf(
         font,
         *extra,
     ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return assemble(objects)
 
 
 def write(tmp_path: Path, data: bytes, name: str = "built.pdf") -> Path:

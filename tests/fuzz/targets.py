@@ -37,6 +37,7 @@ from extractors.sniff import sniff
 from extractors.wordcount import CountMode
 from tests import docgen
 from tests.conftest import CORPUS
+from tests.pdfgen import assemble
 
 #: Codes an input may legitimately end in. Everything else is a finding.
 BUG_CODES = frozenset({ErrorCode.INTERNAL, ErrorCode.PARSER_CRASHED, ErrorCode.TIMEOUT})
@@ -79,16 +80,7 @@ def minimal_pdf() -> bytes:
         b"<< /Type /Filespec /F (a.txt) /EF << /F 9 0 R >> >>",
         b"<< /Type /EmbeddedFile /Length 5 >>\nstream\nhello\nendstream",
     ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return assemble(objects)
 
 
 def minimal_docx() -> bytes:
