@@ -108,7 +108,7 @@ def create_app(
 ) -> FastAPI:
     """The API over these backends; ``enqueue(submission_id)`` schedules processing."""
     metrics = Metrics(queue_depth, task_stats=lambda: state.task_stats())  # workers record them in the store
-    auth = authenticator or Authenticator(state, settings.rate_limit_per_minute)
+    auth = authenticator or Authenticator.for_state(state, settings.rate_limit_per_minute)  # Redis: shared
     base_url = settings.public_url.rstrip("/")
     staging = Staging(settings, storage, base_url)
     submissions = Submissions(settings, state, storage, enqueue, limits or Limits.from_env(), base_url, staging,

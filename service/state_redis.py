@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from service.contracts import ApiRole, AuditRecord, Status, SubmissionRecord
 from service.state_common import (
@@ -24,6 +24,9 @@ from service.state_common import (
     decode_cursor,
     encode_cursor,
 )
+
+if TYPE_CHECKING:
+    from service.auth import RedisTokenBucket
 
 _LUA_CREATE = """
 -- KEYS: record, tenant index, tenant+status index, created index, global status index.
@@ -225,6 +228,12 @@ class RedisState:
 
     def close(self) -> None:
         self._r.close()
+
+    def rate_limiter(self, name: str, per_minute: int) -> RedisTokenBucket:
+        """A token bucket shared by every API replica on this Redis (keys under this store's prefix)."""
+        from service.auth import RedisTokenBucket
+
+        return RedisTokenBucket(self._r, per_minute, prefix=f"{self._p}:rate:{name}")
 
     def ping(self) -> bool:
         try:
