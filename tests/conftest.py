@@ -37,6 +37,17 @@ def env(tmp_path: Path) -> Iterator[Any]:
     e.state.close()
 
 
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """A real redis-server per test module (tests/servers.py); skipped where none is installed."""
+    from tests.servers import require_redis_server, start_redis
+
+    require_redis_server()
+    url, stop = start_redis()
+    yield url
+    stop()
+
 # -- the reliability catalogue report ---------------------------------------------------------------------------
 # With GATECHECK_CATALOGUE_REPORT=<file>, every test marked catalogue(n) appends one JSON line: its node id, the
 # catalogue numbers, outcome and duration. benchmarks/catalogue_report.py turns that into the closing table.

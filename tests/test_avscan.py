@@ -35,10 +35,9 @@ from worker import avscan, tasks
 from worker.avscan import ClamdScanner, ScanResult, Verdict
 
 # fixtures of tests/test_worker.py (pytest finds them by these names): the in-process worker over SQLite and
-# local disk, and real Redis + S3 (moto) + Celery worker processes
+# local disk, and real S3 (moto) + Celery worker processes (redis_url comes from conftest)
 embedded = test_worker.embedded
 cluster = test_worker.cluster
-redis_url = test_worker.redis_url
 s3_url = test_worker.s3_url
 
 pytestmark = [pytest.mark.corpus, pytest.mark.catalogue(22)]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,14 +25,6 @@ from service.storage import LocalStorage
 from tests.servers import require_redis_server, start_redis
 
 pytestmark = [pytest.mark.catalogue(38), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    require_redis_server()
-    url, stop = start_redis()
-    yield url
-    stop()
 
 
 @dataclass

@@ -46,7 +46,7 @@ from tests.conftest import corpus_file
 from tests.servers import free_port
 from tests.test_api import PPTX, STANDARD, docx_bytes, make_env, portfolio_zip
 from tests.test_presigned import put, ticket
-from tests.test_worker import ROOT, Cluster, kill_group, redis_url, wait_for  # noqa: F401
+from tests.test_worker import ROOT, Cluster, kill_group, wait_for
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -218,7 +218,7 @@ def _peak_rss_mib(pid: int) -> float:
 
 
 @pytest.fixture
-def stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:  # noqa: F811 (fixture)
+def stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()

@@ -46,7 +46,7 @@ from service.storage import (
     storage_from_env,
     translate_s3_error,
 )
-from tests.servers import fill_redis, free_port, require_redis_server, start_moto, start_redis
+from tests.servers import fill_redis, free_port, require_redis_server, start_moto
 
 MiB = 1024 * 1024
 
@@ -56,14 +56,6 @@ MiB = 1024 * 1024
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
     url, stop = start_moto()
-    yield url
-    stop()
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    require_redis_server()
-    url, stop = start_redis()
     yield url
     stop()
 

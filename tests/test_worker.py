@@ -45,7 +45,7 @@ from service.settings import Settings
 from service.state import RedisState, SqliteState, StateUnavailable
 from service.storage import LocalStorage, MinioStorage
 from tests.conftest import corpus_file
-from tests.servers import require_redis_server, start_moto, start_redis
+from tests.servers import start_moto
 from validators import api
 from validators.profile import all_profiles
 from worker import celery_app, tasks
@@ -434,14 +434,6 @@ def _require_moto() -> None:
         if os.environ.get("CI"):
             pytest.fail("moto[server] is not installed; CI must run the S3 tests")
         pytest.skip("moto[server] is not installed")
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    require_redis_server()
-    url, stop = start_redis()
-    yield url
-    stop()
 
 
 @pytest.fixture(scope="module")
