@@ -326,13 +326,15 @@ def test_config_delivery_semantics() -> None:
     s = Settings(broker_url="redis://127.0.0.1:6379/0", task_time_limit_s=900, visibility_timeout_s=3600)
     conf = celery_app.config(s)
     assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
-    assert conf["worker_prefetch_multiplier"] == 1 and 1 <= conf["worker_max_tasks_per_child"] <= 100
+    assert conf["worker_prefetch_multiplier"] == 1 and conf["worker_max_tasks_per_child"] == s.max_tasks_per_child >= 1
     assert conf["task_soft_time_limit"] < conf["task_time_limit"] == 900 < 3600
     for where in (conf["broker_transport_options"], conf["result_backend_transport_options"], conf):
         assert where["visibility_timeout"] == 3600
     assert conf["result_backend"] is None and conf["task_ignore_result"]
     with pytest.raises(ValueError, match="below"):
         celery_app.config(replace(s, task_time_limit_s=3600))
+    with pytest.raises(ValueError, match="MAX_TASKS_PER_CHILD"):
+        celery_app.config(replace(s, max_tasks_per_child=0))
 
 
 def test_config_embedded_broker_is_filesystem(tmp_path: Path) -> None:

@@ -48,9 +48,6 @@ from celery import Celery, signals
 
 from service.settings import Settings
 
-#: Replace pool children after this many tasks: parsers (lxml, pdfium, FFmpeg) can leak
-#: or fragment memory, and a fresh child is cheap next to a multi-second parse.
-MAX_TASKS_PER_CHILD = 20
 #: The longest the soft limit comes before the hard one: time to record ``timeout``.
 MAX_SOFT_MARGIN_S = 60
 QUEUE = "gatecheck"
@@ -131,7 +128,7 @@ def config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,  # a failed/timed-out task is recorded FAILED, not redelivered
         "worker_prefetch_multiplier": 1,
-        "worker_max_tasks_per_child": MAX_TASKS_PER_CHILD,
+        "worker_max_tasks_per_child": settings.max_tasks_per_child,
         "task_time_limit": settings.task_time_limit_s,
         "task_soft_time_limit": soft_time_limit(settings.task_time_limit_s),
         "task_default_queue": QUEUE,
