@@ -49,7 +49,7 @@ from .api_models import (
     component_schemas,
     error_responses,
 )
-from .auth import Authenticator, Principal, require
+from .auth import Authenticator, Principal, bearer_token, require
 from .contracts import ApiRole, StateStore, Status, Storage, SubmissionRecord
 from .erasure import ERASURE, erase_submission
 from .metrics import CONTENT_TYPE, Metrics
@@ -267,7 +267,7 @@ def create_app(
         Open when ``GATECHECK_METRICS_TOKEN`` is unset (the scraper reaches it on a private network);
         with a token, anything but ``Authorization: Bearer <token>`` is 401."""
         if settings.metrics_token:
-            sent = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            sent = bearer_token(request.headers.get("authorization")) or ""
             if not hmac.compare_digest(sent.encode(), settings.metrics_token.encode()):
                 raise ApiError(401, "unauthorized", "/metrics needs the metrics token.",
                                "Send 'Authorization: Bearer <GATECHECK_METRICS_TOKEN>' from the scraper.",

@@ -244,7 +244,7 @@ class Authenticator:
         wait = self.failures.wait_time(client_ip)
         if wait > 0:
             raise _rate_limited(wait, "too many failed authentication attempts from this address")
-        key = _bearer(authorization)
+        key = bearer_token(authorization)
         found = self._lookup(hash_key(key)) if key else None
         if found is None:
             self.failures.take(client_ip)
@@ -271,7 +271,8 @@ class Authenticator:
         return Principal(tenant, ApiRole(role), key_hash)
 
 
-def _bearer(authorization: str | None) -> str | None:
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None (bounded: no huge headers parsed)."""
     if not authorization or len(authorization) > _MAX_BEARER_LEN + 7:
         return None
     scheme, _, token = authorization.partition(" ")

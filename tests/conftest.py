@@ -48,6 +48,17 @@ def redis_url() -> Iterator[str]:
     yield url
     stop()
 
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """A real S3-protocol server (moto) per test module; CI must have it, elsewhere its tests skip."""
+    from tests.servers import require_moto, start_moto
+
+    require_moto()
+    url, stop = start_moto()
+    yield url
+    stop()
+
 # -- the reliability catalogue report ---------------------------------------------------------------------------
 # With GATECHECK_CATALOGUE_REPORT=<file>, every test marked catalogue(n) appends one JSON line: its node id, the
 # catalogue numbers, outcome and duration. benchmarks/catalogue_report.py turns that into the closing table.

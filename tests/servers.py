@@ -43,6 +43,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def require_moto() -> None:
+    """moto[server] importable, or fail in CI (which must run the S3 tests) and skip elsewhere."""
+    try:
+        import moto.server  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("moto[server] is not installed; CI must run the S3 tests")
+        pytest.skip("moto[server] is not installed")
+
+
 def require_redis_server() -> str:
     """Path of ``redis-server``; skip when missing locally, fail when missing under CI (env ``CI`` set)."""
     path = shutil.which("redis-server")

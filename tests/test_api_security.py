@@ -40,7 +40,7 @@ from service.storage import MinioStorage
 from tests.conftest import ROOT, corpus_file
 from tests.servers import free_port
 from tests.test_api import DOCX, PPTX, REPORT, STANDARD, Env, _finish, docx_bytes, make_env, sha
-from tests.test_presigned import create_uploads, moto_url, multipart, put, staged, submit, ticket  # noqa: F401
+from tests.test_presigned import create_uploads, multipart, put, staged, submit, ticket
 from tests.test_worker import FILES, TENANT, Embedded, Receiver, embedded, make_record, receiver  # noqa: F401
 from worker import celery_app, tasks
 
@@ -292,7 +292,7 @@ def test_chunked_upload_without_content_length_is_413_before_the_body_is_read(tm
 
 @pytest.mark.catalogue(3)
 def test_oversize_upload_leaves_no_object_or_partial_upload_in_the_bucket(
-        tmp_path: Path, moto_url: str) -> None:  # noqa: F811 (fixture)
+        tmp_path: Path, moto_url: str) -> None:
     import boto3
 
     bucket = f"gc-{uuid.uuid4().hex[:12]}"
@@ -662,7 +662,7 @@ def _sigv4_query_valid(url: str, method: str, secret: str) -> bool:
 
 @pytest.mark.catalogue(36)
 def test_s3_presigned_url_is_scoped_to_one_key_method_and_ttl(
-        tmp_path: Path, moto_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811 (fixture)
+        tmp_path: Path, moto_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """moto accepts any signature, so the scope is checked by recomputing SigV4 independently; the
     object server (S3/MinIO) enforces exactly this signature and expiry."""
     monkeypatch.setenv("GATECHECK_UPLOAD_URL_TTL_S", "300")

@@ -38,7 +38,6 @@ from worker.avscan import ClamdScanner, ScanResult, Verdict
 # local disk, and real S3 (moto) + Celery worker processes (redis_url comes from conftest)
 embedded = test_worker.embedded
 cluster = test_worker.cluster
-s3_url = test_worker.s3_url
 
 pytestmark = [pytest.mark.corpus, pytest.mark.catalogue(22)]
 

@@ -42,7 +42,7 @@ from service.state import RedisState, SqliteState
 from service.storage import LocalStorage, MinioStorage
 from tests import test_worker as tw
 from tests.conftest import corpus_file
-from tests.servers import MotoProcess, RedisProcess, S3Switch, fill_redis, free_port, start_moto
+from tests.servers import MotoProcess, RedisProcess, S3Switch, fill_redis, free_port, require_moto
 from worker import celery_app, tasks
 
 pytestmark = pytest.mark.corpus
@@ -63,14 +63,6 @@ def small_file() -> tuple[str, bytes]:
 # -- fixtures and helpers ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    tw._require_moto()
-    url, stop = start_moto()
-    yield url
-    stop()
-
-
 @pytest.fixture
 def redis_proc(tmp_path: Path) -> Iterator[RedisProcess]:
     """A redis-server with the shipped persistence (AOF, appendfsync always, noeviction) on a fixed port."""
@@ -87,12 +79,12 @@ def bucket_for(tmp_path: Path) -> str:
     return f"gc-{uuid.uuid4().hex[:20]}"
 
 
-def scale_out_env(tmp_path: Path, redis_url: str, s3_url: str, bucket: str, **extra: str) -> dict[str, str]:
+def scale_out_env(tmp_path: Path, redis_url: str, moto_url: str, bucket: str, **extra: str) -> dict[str, str]:
     """The worker/API environment of docker-compose.yml, pointed at this test's servers."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATECHECK_")} | {
         "PYTHONPATH": str(ROOT), "GATECHECK_DATA_DIR": str(tmp_path / "data"),
         "GATECHECK_BROKER_URL": redis_url, "GATECHECK_STATE": "redis", "GATECHECK_REDIS_URL": redis_url,
-        "GATECHECK_STORAGE": "minio", "GATECHECK_S3_ENDPOINT": s3_url, "GATECHECK_S3_ACCESS_KEY": "test-access",
+        "GATECHECK_STORAGE": "minio", "GATECHECK_S3_ENDPOINT": moto_url, "GATECHECK_S3_ACCESS_KEY": "test-access",
         "GATECHECK_S3_SECRET_KEY": "test-secret", "GATECHECK_S3_BUCKET": bucket, "GATECHECK_S3_REGION": "us-east-1",
         "GATECHECK_MAX_ATTEMPTS": "3", "GATECHECK_TASK_TIME_LIMIT_S": "8", "GATECHECK_VISIBILITY_TIMEOUT_S": "12",
         "GATECHECK_PUBLIC_URL": "http://gatecheck.test",
@@ -101,13 +93,13 @@ def scale_out_env(tmp_path: Path, redis_url: str, s3_url: str, bucket: str, **ex
 
 
 @contextlib.contextmanager
-def cluster_for(tmp_path: Path, redis_url: str, s3_url: str, **extra: str) -> Iterator[tw.Cluster]:
+def cluster_for(tmp_path: Path, redis_url: str, moto_url: str, **extra: str) -> Iterator[tw.Cluster]:
     """test_worker's Cluster (workers, state and storage as seen from the test) over these servers."""
     bucket = bucket_for(tmp_path)
     state = RedisState(redis_url)
-    storage = MinioStorage(s3_url, "test-access", "test-secret", bucket, region="us-east-1")
+    storage = MinioStorage(moto_url, "test-access", "test-secret", bucket, region="us-east-1")
     state.create_tenant(TENANT, tw.SECRET)
-    cluster = tw.Cluster(scale_out_env(tmp_path, redis_url, s3_url, bucket, **extra), state, storage, tmp_path)
+    cluster = tw.Cluster(scale_out_env(tmp_path, redis_url, moto_url, bucket, **extra), state, storage, tmp_path)
     try:
         yield cluster
     finally:
@@ -447,7 +439,7 @@ def test_storage_down_during_upload_503_then_keyed_retry_creates_one_submission(
     the client's retry with the same Idempotency-Key after recovery stores one object set and one
     submission, and a further retry replays it.
     """
-    tw._require_moto()
+    require_moto()
     moto = MotoProcess()
     moto.start()
     moto.stop()

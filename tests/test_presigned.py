@@ -33,7 +33,6 @@ from service.settings import Settings
 from service.state import SqliteState
 from service.storage import MinioStorage
 from tests.conftest import corpus_file
-from tests.servers import start_moto
 from tests.test_api import STANDARD, Env, docx_bytes, make_env, sha
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -402,13 +401,6 @@ def test_openapi_documents_upload_endpoints(env: Env) -> None:
 
 
 # --------------------------------------------------------------------------- S3 mode (real moto server)
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    url, stop = start_moto()
-    yield url
-    stop()
 
 
 @dataclass

@@ -46,18 +46,11 @@ from service.storage import (
     storage_from_env,
     translate_s3_error,
 )
-from tests.servers import fill_redis, free_port, require_redis_server, start_moto
+from tests.servers import fill_redis, free_port, require_redis_server
 
 MiB = 1024 * 1024
 
 # --------------------------------------------------------------------------- server fixtures
-
-
-@pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    url, stop = start_moto()
-    yield url
-    stop()
 
 
 def _minio(url: str, **kw: Any) -> MinioStorage:

@@ -45,7 +45,6 @@ from service.settings import Settings
 from service.state import RedisState, SqliteState, StateUnavailable
 from service.storage import LocalStorage, MinioStorage
 from tests.conftest import corpus_file
-from tests.servers import start_moto
 from validators import api
 from validators.profile import all_profiles
 from worker import celery_app, tasks
@@ -429,23 +428,6 @@ def test_webhook_to_private_address_is_refused(embedded: Embedded, receiver: Rec
 # -- 2 and 3. a real worker process over real Redis and real S3 ----------------------------------------------
 
 
-def _require_moto() -> None:
-    try:
-        import moto.server  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("moto[server] is not installed; CI must run the S3 tests")
-        pytest.skip("moto[server] is not installed")
-
-
-@pytest.fixture(scope="module")
-def s3_url() -> Iterator[str]:
-    _require_moto()
-    url, stop = start_moto()
-    yield url
-    stop()
-
-
 @dataclass
 class Cluster:
     """Everything a scale-out worker needs, and the same backends seen from the test process."""
@@ -515,7 +497,7 @@ def children(pid: int) -> list[int]:
 
 
 @pytest.fixture
-def cluster(redis_url: str, s3_url: str, tmp_path: Path) -> Iterator[Cluster]:
+def cluster(redis_url: str, moto_url: str, tmp_path: Path) -> Iterator[Cluster]:
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()  # no message or record from an earlier test
@@ -527,7 +509,7 @@ def cluster(redis_url: str, s3_url: str, tmp_path: Path) -> Iterator[Cluster]:
         "GATECHECK_STATE": "redis",
         "GATECHECK_REDIS_URL": redis_url,
         "GATECHECK_STORAGE": "minio",
-        "GATECHECK_S3_ENDPOINT": s3_url,
+        "GATECHECK_S3_ENDPOINT": moto_url,
         "GATECHECK_S3_ACCESS_KEY": "test-access",
         "GATECHECK_S3_SECRET_KEY": "test-secret",
         "GATECHECK_S3_BUCKET": bucket,
@@ -539,7 +521,7 @@ def cluster(redis_url: str, s3_url: str, tmp_path: Path) -> Iterator[Cluster]:
         "GATECHECK_PUBLIC_URL": "http://gatecheck.test",
     }
     state = RedisState(redis_url)
-    storage = MinioStorage(s3_url, "test-access", "test-secret", bucket, region="us-east-1")
+    storage = MinioStorage(moto_url, "test-access", "test-secret", bucket, region="us-east-1")
     state.create_tenant(TENANT, SECRET)
     c = Cluster(env, state, storage, tmp_path)
     yield c
